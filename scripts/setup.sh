@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what Perimeter needs to build, run and test on Debian/Ubuntu, skipping what is
+# already there. Sourced by scripts/start.sh and scripts/test.sh; safe to run again.
+#   scripts/setup.sh           # build and run
+#   scripts/setup.sh --tests   # also what the test suite needs
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+want_tests=0
+[ "${1:-}" = "--tests" ] && want_tests=1
+
+# Keep the build outside the clone, so a fresh clone (CI) reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/perimeter-target}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# --- system packages -------------------------------------------------------------------
+packages=(build-essential pkg-config libssl-dev
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev   # Tauri's WebKitGTK shell
+  nodejs npm python3 python3-pip unzip)
+[ "$want_tests" = 1 ] && packages+=(xvfb webkit2gtk-driver util-linux strace ripgrep)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Tools installed some other way (pyenv's python3, nvm's node) count as present.
+command -v node >/dev/null && command -v npm >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
+command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 && missing=("${missing[@]/python3}") && missing=("${missing[@]/python3-pip}")
+read -r -a missing <<<"${missing[*]:-}"
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "error: Rust is not installed. Install it with rustup (https://rustup.rs), then run this again." >&2
+  exit 1
+fi
+
+# --- front-end dependencies ----------------------------------------------------------------
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  say "installing the UI's npm packages"
+  (cd ui && npm ci --no-fund --no-audit --loglevel=error)
+fi
+
+# --- models -----------------------------------------------------------------------------------
+say "checking the development model"
+if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all; else scripts/fetch-models.sh; fi

@@ -1,0 +1,148 @@
+//! `perimeter bench inference`: load time, time to first token, prompt and decode speed,
+//! peak memory. Medians over several runs; the prompt is real code, sized with the model's
+//! own tokenizer, and can be saved so a peer engine runs exactly the same text.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use perimeter_engine::inference::{
+    cpu_threads, CancellationToken, ChatMessage, ComputeDtype, GenerationParams, LoadOptions, LocalModel,
+};
+use serde_json::json;
+
+use crate::load::load_model;
+
+/// Real source code (a Rust module), the kind of text a grounded question carries.
+const PROMPT_SOURCE: &str = include_str!("../../../tests/fixtures/bench/code.txt");
+const INSTRUCTION: &str = "Explain what the following code does, then suggest one improvement.\n\n";
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Inference speed of a model on this machine.
+    Inference(InferenceArgs),
+}
+
+#[derive(Args)]
+pub struct InferenceArgs {
+    /// An installed model's name, or the path of a .gguf file.
+    #[arg(long)]
+    model: Option<String>,
+    /// Approximate prompt length in tokens (after the chat template).
+    #[arg(long, default_value_t = 1000)]
+    prompt_tokens: usize,
+    /// Tokens to decode per run (end-of-text is ignored so every run decodes this many).
+    #[arg(long, default_value_t = 128)]
+    decode_tokens: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Precision of activations: auto, f32, f16, bf16.
+    #[arg(long, default_value = "auto")]
+    dtype: ComputeDtype,
+    /// Write the user message used as the prompt to this file (for a peer engine).
+    #[arg(long)]
+    save_prompt: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    let BenchCommand::Inference(args) = cmd;
+    let options = LoadOptions { dtype: args.dtype, ignore_eos: true, no_prefix_cache: true, ..LoadOptions::default() };
+    let model = load_model(args.model.as_deref(), &options, !args.json).await?;
+    let load_s = model.load_time.as_secs_f64();
+
+    let user = sized_prompt(&model, args.prompt_tokens).await?;
+    if let Some(path) = &args.save_prompt {
+        std::fs::write(path, &user).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    let messages = [ChatMessage::user(&user)];
+    let prompt_tokens = model.count_prompt_tokens(&messages).await?;
+    let cancel = CancellationToken::new();
+    let mut discard = |_: &str| true;
+
+    // Warm-up: first-touch page faults and thread-pool start-up are not what we measure.
+    let warm = GenerationParams { max_tokens: 4, temperature: None };
+    model.generate(&[ChatMessage::user("Hello")], &warm, &mut discard, &cancel).await?;
+
+    let params = GenerationParams { max_tokens: args.decode_tokens, temperature: None };
+    let (mut ttft, mut prompt_rate, mut decode_rate) = (vec![], vec![], vec![]);
+    for _ in 0..args.runs.max(1) {
+        let g = model.generate(&messages, &params, &mut discard, &cancel).await?;
+        ttft.extend(g.usage.time_to_first_token_ms);
+        prompt_rate.extend(g.usage.prompt_tokens_per_s);
+        decode_rate.extend(g.usage.decode_tokens_per_s);
+    }
+    let peak_rss = peak_rss_bytes();
+    let result = json!({
+        "engine": "mistral.rs 0.8.1 (in-process)",
+        "model": model.path,
+        "quantization": model.info.quantization,
+        "dtype": args.dtype,
+        "threads": cpu_threads(),
+        "runs": args.runs,
+        "load_s": load_s,
+        "prompt_tokens": prompt_tokens,
+        "decode_tokens": args.decode_tokens,
+        "time_to_first_token_ms": median(&mut ttft),
+        "prompt_tokens_per_s": median(&mut prompt_rate),
+        "decode_tokens_per_s": median(&mut decode_rate),
+        "peak_rss_bytes": peak_rss,
+    });
+    if args.json {
+        println!("{result}");
+    } else {
+        let f = |k: &str| result[k].as_f64().unwrap_or(f64::NAN);
+        println!("model              {}", model.path.display());
+        println!("threads / dtype    {} / {:?}", cpu_threads(), args.dtype);
+        println!("load               {:.2} s", load_s);
+        println!("prompt             {prompt_tokens} tokens");
+        println!("time to 1st token  {:.0} ms", f("time_to_first_token_ms"));
+        println!("prompt speed       {:.1} tok/s", f("prompt_tokens_per_s"));
+        println!("decode speed       {:.1} tok/s ({} tokens)", f("decode_tokens_per_s"), args.decode_tokens);
+        if let Some(b) = peak_rss {
+            println!("peak RSS           {:.0} MiB", b as f64 / (1u64 << 20) as f64);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The instruction plus as many whole lines of `PROMPT_SOURCE` as keep the templated prompt
+/// at or under `target` tokens, counted by the model's tokenizer.
+async fn sized_prompt(model: &LocalModel, target: usize) -> anyhow::Result<String> {
+    let lines: Vec<&str> = PROMPT_SOURCE.lines().collect();
+    let text = |n: usize| format!("{INSTRUCTION}{}", lines[..n].join("\n"));
+    let count = |n: usize| {
+        let t = text(n);
+        async move { model.count_prompt_tokens(&[ChatMessage::user(t)]).await }
+    };
+    if count(lines.len()).await? <= target {
+        anyhow::bail!("the benchmark text has fewer than {target} tokens; ask for a shorter prompt");
+    }
+    let (mut lo, mut hi) = (0, lines.len());
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if count(mid).await? <= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(text(lo))
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+/// The process's peak resident memory (Linux: VmHWM).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,73 @@
+//! `perimeter`: the engine from a terminal. Only this crate knows about flags, progress bars
+//! and exit codes; every command is a thin call into `perimeter-engine`.
+
+mod ask;
+mod bench;
+mod hw;
+mod load;
+mod models;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "perimeter", version, about = "Perimeter: an offline coding assistant, from the terminal")]
+struct Cli {
+    /// CPU threads for inference (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show this machine's hardware, how each catalog model fits, and the recommended one.
+    Hw(hw::HwArgs),
+    /// List, import and verify models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Ask the model a question; the answer streams to stdout.
+    Ask(ask::AskArgs),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = perimeter_engine::hardware::require_compiled_simd() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse();
+    // Before any thread starts: the inference thread pool reads this once.
+    if let Some(n) = cli.threads {
+        perimeter_engine::inference::set_cpu_threads(n);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Hw(args) => hw::run(args),
+            Command::Models(cmd) => models::run(cmd),
+            Command::Ask(args) => ask::run(args).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
+        }
+    });
+    // The inference engine keeps worker threads; do not wait for them on the way out.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The engine's one error type. Every message names the file, model or path at fault and
+//! says what to do next: the CLI prints it as is, the app shows it to the user.
+
+use std::path::{Path, PathBuf};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "model file {} does not exist; give the path of a .gguf file, or a name from `perimeter models list`",
+        path.display()
+    )]
+    ModelNotFound { path: PathBuf },
+
+    #[error("{} is empty (0 bytes), so it is not a model; download or import it again", path.display())]
+    EmptyModelFile { path: PathBuf },
+
+    #[error(
+        "{} is not a GGUF model file (it does not start with the GGUF signature); Perimeter runs quantized models in GGUF format",
+        path.display()
+    )]
+    NotGguf { path: PathBuf },
+
+    #[error("{} is a corrupt or truncated GGUF file ({reason}); download or import it again", path.display())]
+    CorruptGguf { path: PathBuf, reason: String },
+
+    #[error(
+        "{} is a `{architecture}` model, which this version of Perimeter cannot run; supported architectures: {supported}",
+        path.display()
+    )]
+    UnsupportedArchitecture { path: PathBuf, architecture: String, supported: String },
+
+    #[error("loading {} failed: {reason}", path.display())]
+    ModelLoad { path: PathBuf, reason: String },
+
+    #[error("generation failed: {0}")]
+    Generation(String),
+
+    #[error(
+        "this CPU lacks {missing}, which this build of Perimeter needs (it is built for x86-64-v3: AVX2, FMA, F16C, BMI2); \
+         use a build made for older CPUs, or a machine from 2015 or later"
+    )]
+    CpuUnsupported { missing: String },
+
+    #[error("model catalog {}: {reason}", path.display())]
+    Catalog { path: PathBuf, reason: String },
+
+    #[error("no model named `{name}`; `perimeter models list` shows the names you can use")]
+    UnknownModel { name: String },
+
+    #[error("`{name}` is in the catalog but not installed; import its file with `perimeter models import FILE`")]
+    ModelNotInstalled { name: String },
+
+    #[error(
+        "no model is installed; run scripts/fetch-models.sh for the development model, \
+         or `perimeter models import FILE` for a .gguf file you have"
+    )]
+    NoModelInstalled,
+
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), source }
+    }
+}
+
+/// Adds the path to an `io::Result`, as ripgrep's `WithPath` does.
+pub trait IoContext<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

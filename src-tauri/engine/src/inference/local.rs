@@ -1,0 +1,312 @@
+//! In-process inference with mistral.rs on a local GGUF file.
+//!
+//! mistral.rs is reached through its lower-level loader (`load_model_from_path`) with paths we
+//! build ourselves, so it never consults a model hub: its high-level builder treats a missing
+//! path as a Hugging Face repo id and would try to fetch it. The file is checked by our own
+//! GGUF reader first, so bad files and unsupported architectures are errors, not panics.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mistralrs::core::{
+    AdapterPaths, AutoDeviceMapParams, DeviceMapSetting, GGUFLoaderBuilder, GGUFSpecificConfig, LocalModelPaths,
+    MistralRsBuilder, ModelPaths,
+};
+use mistralrs::{
+    DefaultSchedulerMethod, Device, ModelDType, RequestBuilder, Response, SchedulerConfig, TextMessageRole,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{ChatMessage, Generation, GenerationParams, Role, StopReason, TokenSink, Usage};
+use crate::error::{Error, Result};
+use crate::models::gguf::{self, GgufInfo};
+
+/// GGUF architectures mistral.rs 0.8.1 can run (its GGUF loader's list).
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["llama", "mistral3", "phi2", "phi3", "starcoder2", "qwen2", "qwen3", "qwen3moe"];
+
+/// Precision of activations and the KV cache (weights stay quantized).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    /// mistral.rs's choice for the device (F16 on CPU in 0.8.1).
+    #[default]
+    Auto,
+    F32,
+    F16,
+    Bf16,
+}
+
+impl ComputeDtype {
+    fn to_model_dtype(self) -> ModelDType {
+        match self {
+            ComputeDtype::Auto => ModelDType::Auto,
+            ComputeDtype::F32 => ModelDType::F32,
+            ComputeDtype::F16 => ModelDType::F16,
+            ComputeDtype::Bf16 => ModelDType::BF16,
+        }
+    }
+}
+
+impl std::str::FromStr for ComputeDtype {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(ComputeDtype::Auto),
+            "f32" => Ok(ComputeDtype::F32),
+            "f16" => Ok(ComputeDtype::F16),
+            "bf16" => Ok(ComputeDtype::Bf16),
+            other => Err(format!("unknown compute dtype `{other}` (auto, f32, f16, bf16)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadOptions {
+    pub dtype: ComputeDtype,
+    /// Run on the CPU even where a GPU backend was compiled in and a GPU is present.
+    pub force_cpu: bool,
+    /// Keep decoding past the end-of-text token (benchmarks that need a fixed token count).
+    pub ignore_eos: bool,
+    /// Do not reuse KV cache across requests (benchmarks that must recompute every prompt).
+    pub no_prefix_cache: bool,
+}
+
+/// A model loaded in this process, ready to generate.
+pub struct LocalModel {
+    model: mistralrs::Model,
+    pub info: GgufInfo,
+    pub path: PathBuf,
+    pub load_time: Duration,
+}
+
+impl LocalModel {
+    /// Loads the GGUF file at `path`. Tokenizer and chat template come from the file itself.
+    pub async fn load(path: &Path, options: &LoadOptions) -> Result<LocalModel> {
+        let started = Instant::now();
+        let info = gguf::read_info(path)?;
+        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
+            return Err(Error::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                architecture: info.architecture.clone(),
+                supported: SUPPORTED_ARCHITECTURES.join(", "),
+            });
+        }
+        crate::paths::keep_model_hub_offline();
+        let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        let load_error = |reason: String| Error::ModelLoad { path: path.clone(), reason };
+
+        let device = if options.force_cpu { Device::Cpu } else { best_device() };
+        let dtype = options.dtype.to_model_dtype();
+        let file = path.clone();
+        // The loader is synchronous and heavy; a panic inside it must not take the app down.
+        let pipeline = tokio::task::spawn_blocking(move || {
+            let loader = GGUFLoaderBuilder::new(
+                None,
+                None,
+                file.parent().unwrap_or(Path::new(".")).display().to_string(),
+                vec![file.file_name().unwrap_or_default().to_string_lossy().into_owned()],
+                GGUFSpecificConfig { topology: None },
+                false,
+                None,
+            )
+            .build();
+            let paths: Box<dyn ModelPaths> = Box::new(LocalModelPaths {
+                tokenizer_filename: PathBuf::new(),
+                config_filename: PathBuf::new(),
+                template_filename: None,
+                filenames: vec![file.clone()],
+                adapter_paths: AdapterPaths::None,
+                gen_conf: None,
+                preprocessor_config: None,
+                processor_config: None,
+                chat_template_json_filename: None,
+            });
+            loader.load_model_from_path(
+                &paths,
+                &dtype,
+                &device,
+                true,
+                DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+                None,
+                None,
+            )
+        })
+        .await
+        .map_err(|e| load_error(panic_message(e)))?
+        .map_err(|e| load_error(format!("{e:#}")))?;
+
+        let scheduler = SchedulerConfig::DefaultScheduler {
+            method: DefaultSchedulerMethod::Fixed(1.try_into().expect("1 is non-zero")),
+        };
+        let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
+            .with_disable_eos_stop(options.ignore_eos)
+            .with_no_prefix_cache(options.no_prefix_cache)
+            .build()
+            .await;
+        Ok(LocalModel {
+            model: mistralrs::Model::new(runner),
+            info,
+            path: path.clone(),
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// The context window the model runs with, in tokens.
+    pub fn context_length(&self) -> usize {
+        self.model
+            .max_sequence_length()
+            .ok()
+            .flatten()
+            .or(self.info.context_length.map(|c| c as usize))
+            .unwrap_or(2048)
+    }
+
+    /// Number of tokens `messages` take once the model's chat template is applied.
+    pub async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
+        let mut m = mistralrs::TextMessages::new();
+        for msg in messages {
+            m = m.add_message(role(msg.role), &msg.content);
+        }
+        self.model
+            .tokenize(either::Either::Left(m), None, true, true, None)
+            .await
+            .map(|t| t.len())
+            .map_err(|e| Error::Generation(e.to_string()))
+    }
+
+    /// Generates a reply to `messages`, streaming text into `sink` as it is decoded, until the
+    /// model stops, `params.max_tokens` is reached, the sink returns `false` or `cancel` fires.
+    pub async fn generate(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        sink: &mut dyn TokenSink,
+        cancel: &CancellationToken,
+    ) -> Result<Generation> {
+        let mut request = RequestBuilder::new();
+        for m in messages {
+            request = request.add_message(role(m.role), &m.content);
+        }
+        // The deterministic preset replaces every sampling parameter, so it goes first.
+        request = match params.temperature {
+            Some(t) => request.set_sampler_temperature(t),
+            None => request.set_deterministic_sampler(),
+        };
+        request = request.set_sampler_max_len(params.max_tokens.max(1));
+
+        let started = Instant::now();
+        let mut stream =
+            self.model.stream_chat_request(request).await.map_err(|e| Error::Generation(e.to_string()))?;
+        let mut text = String::new();
+        let mut first_token: Option<Duration> = None;
+        let mut chunks = 0usize;
+        let mut stop = StopReason::EndOfText;
+        let mut reported = None;
+        'receive: loop {
+            let response = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => { stop = StopReason::Cancelled; break 'receive; }
+                r = stream.next() => r,
+            };
+            match response {
+                None => break,
+                Some(Response::Chunk(chunk)) => {
+                    if chunk.usage.is_some() {
+                        reported = chunk.usage;
+                    }
+                    for choice in chunk.choices {
+                        if let Some(piece) = choice.delta.content.filter(|p| !p.is_empty()) {
+                            first_token.get_or_insert_with(|| started.elapsed());
+                            chunks += 1;
+                            text.push_str(&piece);
+                            if !sink.token(&piece) {
+                                stop = StopReason::Cancelled;
+                                break 'receive;
+                            }
+                        }
+                        if let Some(reason) = choice.finish_reason {
+                            stop = if reason == "length" { StopReason::Length } else { StopReason::EndOfText };
+                            if reported.is_some() {
+                                break 'receive;
+                            }
+                        }
+                    }
+                }
+                Some(Response::Done(done)) => {
+                    reported = Some(done.usage);
+                    break;
+                }
+                Some(Response::ModelError(msg, _)) => return Err(Error::Generation(msg)),
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                    return Err(Error::Generation(e.to_string()))
+                }
+                Some(_) => {}
+            }
+        }
+        // Dropping the stream tells the engine to stop this sequence at its next step.
+        drop(stream);
+
+        let total = started.elapsed();
+        let usage = match reported {
+            Some(u) => Usage {
+                prompt_tokens: Some(u.prompt_tokens),
+                completion_tokens: u.completion_tokens,
+                time_to_first_token_ms: first_token.map(ms),
+                prompt_tokens_per_s: rate(u.prompt_tokens, u.total_prompt_time_sec as f64),
+                decode_tokens_per_s: rate(u.completion_tokens, u.total_completion_time_sec as f64),
+                total_ms: ms(total),
+            },
+            None => Usage {
+                prompt_tokens: None,
+                completion_tokens: chunks,
+                time_to_first_token_ms: first_token.map(ms),
+                prompt_tokens_per_s: None,
+                decode_tokens_per_s: first_token
+                    .and_then(|f| rate(chunks.saturating_sub(1), (total - f).as_secs_f64())),
+                total_ms: ms(total),
+            },
+        };
+        Ok(Generation { text, stop, usage })
+    }
+}
+
+fn role(r: Role) -> TextMessageRole {
+    match r {
+        Role::System => TextMessageRole::System,
+        Role::User => TextMessageRole::User,
+        Role::Assistant => TextMessageRole::Assistant,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn rate(count: usize, secs: f64) -> Option<f64> {
+    (secs > 0.0 && count > 0).then(|| count as f64 / secs)
+}
+
+fn best_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::cuda_if_available(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            format!("the model loader crashed: {msg}")
+        }
+        Err(e) => format!("the model loader was interrupted: {e}"),
+    }
+}
+

@@ -1,0 +1,126 @@
+//! Text generation: the request and result types, the token sink, cancellation, and the
+//! in-process backend over mistral.rs (`local`).
+//!
+//! Shape of a generation: the caller passes messages, parameters, a `TokenSink` that gets
+//! each piece of text as it is decoded and returns `false` to stop, and a `CancellationToken`
+//! another task (Ctrl-C, a Stop button, a closing window) can trigger. Either way the engine
+//! stops at the next token and reports what it produced so far.
+
+mod local;
+
+pub use local::{ComputeDtype, LoadOptions, LocalModel, SUPPORTED_ARCHITECTURES};
+pub use tokio_util::sync::CancellationToken;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::Assistant, content: content.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    pub max_tokens: usize,
+    /// `None` decodes greedily (deterministic); otherwise sampled at this temperature.
+    pub temperature: Option<f64>,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        GenerationParams { max_tokens: 512, temperature: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model ended its answer.
+    EndOfText,
+    /// `max_tokens` was reached.
+    Length,
+    /// The sink returned `false` or the cancellation token fired.
+    Cancelled,
+}
+
+/// Figures for one generation. Rates are per second of wall time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt after the chat template; `None` when generation was cancelled
+    /// before the engine reported it.
+    pub prompt_tokens: Option<usize>,
+    pub completion_tokens: usize,
+    pub time_to_first_token_ms: Option<f64>,
+    pub prompt_tokens_per_s: Option<f64>,
+    pub decode_tokens_per_s: Option<f64>,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub stop: StopReason,
+    pub usage: Usage,
+}
+
+/// Receives decoded text as it is produced. Return `false` to stop generating.
+pub trait TokenSink {
+    fn token(&mut self, text: &str) -> bool;
+}
+
+impl<F: FnMut(&str) -> bool> TokenSink for F {
+    fn token(&mut self, text: &str) -> bool {
+        self(text)
+    }
+}
+
+/// Backends compiled into this build, for the hardware report.
+pub fn compiled_backends() -> Vec<String> {
+    let mut b = vec!["cpu".to_string()];
+    if cfg!(feature = "cuda") {
+        b.push("cuda".to_string());
+    }
+    if cfg!(feature = "metal") {
+        b.push("metal".to_string());
+    }
+    b
+}
+
+/// Sets the number of CPU threads inference uses. Call it once, before the first model is
+/// loaded and before other threads start (it sets `RAYON_NUM_THREADS`, which candle reads).
+pub fn set_cpu_threads(threads: usize) {
+    let threads = threads.max(1);
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    // Fails only if the pool already exists, in which case the variable above still applies
+    // to candle's own thread count.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+}
+
+/// The thread count inference will use.
+pub fn cpu_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

@@ -1,0 +1,22 @@
+//! Perimeter's engine: everything the desktop app and the `perimeter` CLI do, with no GUI
+//! or command-line dependency.
+//!
+//! One request, end to end:
+//!
+//! 1. [`hardware`] probes the machine; [`models::fit`] classifies every [`models::catalog`]
+//!    model as fitting on the GPU, in RAM, or too large, and recommends one.
+//! 2. [`models::store`] holds the installed GGUF files, each checked by [`models::gguf`]
+//!    before it is copied or loaded.
+//! 3. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
+//!    token sink, cancellable at any token.
+//!
+//! Nothing here opens a network connection; [`paths`] keeps the model loader's hub cache
+//! inside the app's data folder and offline.
+
+pub mod error;
+pub mod hardware;
+pub mod inference;
+pub mod models;
+pub mod paths;
+
+pub use error::{Error, Result};

@@ -1,0 +1,122 @@
+//! The model catalog (`models/catalog.toml`): every model a user can run, with what the
+//! hardware fit and the download need to know before the file is on the machine.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The catalog shipped with this build.
+const BUILTIN: &str = include_str!("../../../../models/catalog.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Offered to users and considered by the hardware pick.
+    Assistant,
+    /// The tiny model development builds and the test suite run on; never recommended.
+    Development,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogModel {
+    pub id: String,
+    pub display_name: String,
+    pub family: String,
+    pub parameters: u64,
+    pub quantization: String,
+    /// GGUF `general.architecture`.
+    pub architecture: String,
+    pub file_name: String,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub context_length: u64,
+    pub layers: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub license: String,
+    pub role: Role,
+    pub sources: Vec<String>,
+}
+
+impl CatalogModel {
+    /// Bytes of KV cache per token of context, keys and values at 16-bit precision.
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        2 * self.layers * self.kv_heads * self.head_dim * 2
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    #[serde(rename = "model")]
+    pub models: Vec<CatalogModel>,
+}
+
+impl Catalog {
+    /// The catalog built into this version of Perimeter.
+    pub fn builtin() -> Catalog {
+        Catalog::parse(BUILTIN, Path::new("models/catalog.toml")).expect("the built-in catalog is checked by a test")
+    }
+
+    /// Reads a catalog file (an administrator's replacement for the built-in one).
+    pub fn load(path: &Path) -> Result<Catalog> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Catalog::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Catalog> {
+        let bad = |reason: String| Error::Catalog { path: path.to_path_buf(), reason };
+        let catalog: Catalog = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for m in &catalog.models {
+            if !seen.insert(m.id.as_str()) {
+                return Err(bad(format!("model id `{}` appears twice", m.id)));
+            }
+            if let Some(sha) = &m.sha256 {
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad(format!("model `{}` has a malformed sha256", m.id)));
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&CatalogModel> {
+        self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The catalog entry for a file, by its name (what an import or download produces).
+    pub fn by_file_name(&self, file_name: &str) -> Option<&CatalogModel> {
+        self.models.iter().find(|m| m.file_name == file_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_has_the_required_models() {
+        let c = Catalog::builtin();
+        for size in ["0.5b", "1.5b", "3b", "7b", "14b", "32b"] {
+            let id = format!("qwen2.5-coder-{size}-instruct-q4_k_m");
+            assert!(c.get(&id).is_some(), "{id} missing");
+        }
+        for size in ["0.5b", "1.5b"] {
+            assert!(c.get(&format!("qwen2.5-coder-{size}-instruct-q8_0")).is_some());
+        }
+        let dev = c.get("smollm2-135m-instruct-q4_1").unwrap();
+        assert_eq!(dev.role, Role::Development);
+        assert!(dev.sha256.is_some());
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let one = BUILTIN.split("\n[[model]]").nth(1).unwrap();
+        let twice = format!("[[model]]{one}\n[[model]]{one}");
+        let err = Catalog::parse(&twice, Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+    }
+}

@@ -1,0 +1,11 @@
+//! Models: the catalog, GGUF file inspection, the hardware fit, and installed models.
+
+pub mod catalog;
+pub mod fit;
+pub mod gguf;
+pub mod store;
+
+pub use catalog::{Catalog, CatalogModel, Role};
+pub use fit::{assess, Assessment, FitClass, ModelFit, Pick};
+pub use gguf::{read_info, GgufInfo};
+pub use store::{InstalledModel, ModelStore};

@@ -1,0 +1,274 @@
+//! Installed models: the files in the app's model folder and the manifest that lists them.
+//!
+//! An import reads the file's GGUF header first (so a corrupt file or an architecture we
+//! cannot run is refused before anything is copied), hashes it while copying to a partial
+//! file, and only then renames it into place and records it. A linked import leaves the
+//! user's file where it is; removing such a model never deletes the user's file.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::catalog::Catalog;
+use super::gguf::{read_info, GgufInfo};
+use crate::error::{Error, IoContext, Result};
+use crate::inference::SUPPORTED_ARCHITECTURES;
+
+const MANIFEST: &str = "installed.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstalledModel {
+    /// The catalog id when the file is a catalog model, else the file's name without `.gguf`.
+    pub id: String,
+    pub catalog_id: Option<String>,
+    pub file: PathBuf,
+    /// The file stays where the user keeps it; the app never deletes it.
+    pub linked: bool,
+    pub sha256: String,
+    pub info: GgufInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    Copy,
+    Link,
+}
+
+/// Result of re-checking one installed model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub id: String,
+    pub ok: bool,
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Manifest {
+    models: Vec<InstalledModel>,
+}
+
+pub struct ModelStore {
+    dir: PathBuf,
+}
+
+impl ModelStore {
+    pub fn new(dir: impl Into<PathBuf>) -> ModelStore {
+        ModelStore { dir: dir.into() }
+    }
+
+    /// The store in the app's data folder.
+    pub fn default_location() -> ModelStore {
+        ModelStore::new(crate::paths::models_dir())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn list(&self) -> Result<Vec<InstalledModel>> {
+        Ok(self.read_manifest()?.models)
+    }
+
+    /// Finds an installed model by id, catalog id or file name.
+    pub fn find(&self, name: &str) -> Result<Option<InstalledModel>> {
+        let stem = name.strip_suffix(".gguf").unwrap_or(name);
+        Ok(self.list()?.into_iter().find(|m| {
+            m.id.eq_ignore_ascii_case(stem)
+                || m.catalog_id.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(stem))
+                || m.file.file_name().is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(name))
+        }))
+    }
+
+    /// The model file to run for `name`: a path to a `.gguf` file, an installed model's name,
+    /// or, with no name, the installed model with most parameters. A path that does not
+    /// exist is an error, never a name to look up elsewhere.
+    pub fn resolve(&self, name: Option<&str>, catalog: &Catalog) -> Result<PathBuf> {
+        let Some(name) = name else {
+            let models = self.list()?;
+            return models
+                .iter()
+                .filter(|m| m.file.is_file())
+                .max_by_key(|m| m.info.parameter_count)
+                .map(|m| m.file.clone())
+                .ok_or(Error::NoModelInstalled);
+        };
+        let looks_like_path = name.contains('/') || name.contains('\\') || name.ends_with(".gguf");
+        if let Some(m) = self.find(name)? {
+            return Ok(m.file);
+        }
+        if looks_like_path || Path::new(name).exists() {
+            let path = PathBuf::from(name);
+            if !path.exists() {
+                return Err(Error::ModelNotFound { path });
+            }
+            return Ok(path);
+        }
+        if catalog.get(name).is_some() {
+            return Err(Error::ModelNotInstalled { name: name.to_string() });
+        }
+        Err(Error::UnknownModel { name: name.to_string() })
+    }
+
+    /// Imports the GGUF file at `source`, reporting `(bytes done, bytes total)` as it goes.
+    pub fn import(
+        &self,
+        source: &Path,
+        mode: ImportMode,
+        catalog: &Catalog,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<InstalledModel> {
+        let info = read_info(source)?;
+        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
+            return Err(Error::UnsupportedArchitecture {
+                path: source.to_path_buf(),
+                architecture: info.architecture,
+                supported: SUPPORTED_ARCHITECTURES.join(", "),
+            });
+        }
+        let source = source.canonicalize().at(source)?;
+        let file_name = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        fs::create_dir_all(&self.dir).at(&self.dir)?;
+
+        let (file, sha256) = match mode {
+            ImportMode::Link => (source.clone(), hash_file(&source, progress)?),
+            ImportMode::Copy => {
+                let dest = self.dir.join(&file_name);
+                if dest.exists() && dest.canonicalize().ok().as_deref() == Some(source.as_path()) {
+                    (dest.clone(), hash_file(&dest, progress)?)
+                } else {
+                    let sha = copy_hashing(&source, &dest, progress)?;
+                    (dest, sha)
+                }
+            }
+        };
+
+        let entry = catalog.by_file_name(&file_name).or_else(|| {
+            catalog.models.iter().find(|m| m.sha256.as_deref() == Some(sha256.as_str()))
+        });
+        if let Some(expected) = entry.and_then(|e| e.sha256.as_deref()) {
+            if expected != sha256 {
+                if mode == ImportMode::Copy {
+                    let _ = fs::remove_file(&file);
+                }
+                return Err(Error::CorruptGguf {
+                    path: source,
+                    reason: format!("its sha256 is {sha256}, the catalog expects {expected} for this file"),
+                });
+            }
+        }
+        let id = entry
+            .map(|e| e.id.clone())
+            .unwrap_or_else(|| file_name.strip_suffix(".gguf").unwrap_or(&file_name).to_string());
+        let model = InstalledModel {
+            id,
+            catalog_id: entry.map(|e| e.id.clone()),
+            file,
+            linked: mode == ImportMode::Link,
+            sha256,
+            info,
+        };
+        let mut manifest = self.read_manifest()?;
+        manifest.models.retain(|m| m.id != model.id);
+        manifest.models.push(model.clone());
+        self.write_manifest(&manifest)?;
+        Ok(model)
+    }
+
+    /// Re-reads every installed model: the file is there, its header is sound, its hash is
+    /// the one recorded at import (and the catalog's, where the catalog knows it).
+    pub fn verify(&self, catalog: &Catalog, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<VerifyReport>> {
+        let mut reports = Vec::new();
+        for m in self.list()? {
+            let problem = (|| -> Result<Option<String>> {
+                read_info(&m.file)?;
+                let sha = hash_file(&m.file, progress)?;
+                if sha != m.sha256 {
+                    return Ok(Some(format!("the file changed since it was imported (sha256 {sha})")));
+                }
+                if let Some(expected) = m.catalog_id.as_deref().and_then(|c| catalog.get(c)).and_then(|c| c.sha256.clone()) {
+                    if expected != sha {
+                        return Ok(Some(format!("sha256 {sha} differs from the catalog's {expected}")));
+                    }
+                }
+                Ok(None)
+            })()
+            .unwrap_or_else(|e| Some(e.to_string()));
+            reports.push(VerifyReport { id: m.id, ok: problem.is_none(), problem });
+        }
+        Ok(reports)
+    }
+
+    fn read_manifest(&self) -> Result<Manifest> {
+        let path = self.dir.join(MANIFEST);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {
+                path: path.clone(),
+                reason: format!("unreadable list of installed models ({e}); move it aside and import the models again"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = self.dir.join(MANIFEST);
+        let tmp = self.dir.join(format!(".{MANIFEST}.tmp"));
+        let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+        let mut f = File::create(&tmp).at(&tmp)?;
+        f.write_all(&json).and_then(|_| f.sync_all()).at(&tmp)?;
+        fs::rename(&tmp, &path).at(&path)
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+fn hash_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
+    let mut f = File::open(path).at(path)?;
+    let total = f.metadata().at(path)?.len();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    loop {
+        let n = f.read(&mut buf).at(path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+        progress(done, total);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Copies `src` to `dest` through `dest.part`, hashing on the way; `dest` appears only whole.
+fn copy_hashing(src: &Path, dest: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
+    let part = dest.with_extension("gguf.part");
+    let result = (|| {
+        let mut from = File::open(src).at(src)?;
+        let total = from.metadata().at(src)?.len();
+        let mut to = File::create(&part).at(&part)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0u64;
+        loop {
+            let n = from.read(&mut buf).at(src)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            to.write_all(&buf[..n]).at(&part)?;
+            done += n as u64;
+            progress(done, total);
+        }
+        to.sync_all().at(&part)?;
+        fs::rename(&part, dest).at(dest)?;
+        Ok(hex::encode(hasher.finalize()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    result
+}

@@ -1,0 +1,72 @@
+use crate::util::*;
+
+#[test]
+fn hw_reports_the_machine_every_catalog_model_and_a_pick() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["hw", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hw = &v["hardware"];
+    assert!(hw["ram_total_bytes"].as_u64().unwrap() > 0);
+    assert!(hw["cpu"]["logical_cores"].as_u64().unwrap() >= 1);
+    assert_eq!(hw["cpu"]["simd_level"].as_str().unwrap().starts_with("x86-64-v"), cfg!(target_arch = "x86_64"));
+    let models = v["assessment"]["models"].as_array().unwrap();
+    assert!(models.len() >= 9);
+    for m in models {
+        assert!(["fits_gpu", "fits_cpu", "too_large"].contains(&m["class"].as_str().unwrap()), "{m}");
+    }
+    // This machine (24 GiB, no GPU) gets a CPU pick.
+    assert!(v["assessment"]["pick"]["id"].as_str().unwrap().starts_with("qwen2.5-coder"));
+
+    let table = sb.cmd().arg("hw").output().unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("Recommended:") && text.contains("← recommended"), "{text}");
+}
+
+#[test]
+fn import_list_and_verify_a_model() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["models", "import", "--json"]).arg(dev_model()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["id"], "smollm2-135m-instruct-q4_1", "recognised as the catalog model by name and sha256");
+    assert_eq!(m["info"]["architecture"], "llama");
+    assert_eq!(m["info"]["quantization"], "Q4_1");
+    assert_eq!(m["info"]["context_length"], 8192);
+    let copied = sb.data().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert_eq!(std::fs::metadata(&copied).unwrap().len(), std::fs::metadata(dev_model()).unwrap().len());
+    assert!(!sb.data().join("models/SmolLM2-135M-Instruct.Q4_1.gguf.part").exists());
+
+    let list = sb.cmd().args(["models", "list", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v["installed"].as_array().unwrap().len(), 1);
+
+    let verify = sb.cmd().args(["models", "verify"]).output().unwrap();
+    assert!(verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("ok      smollm2-135m-instruct-q4_1"));
+
+    // A changed file fails verification with a reason.
+    std::fs::write(&copied, b"GGUF").unwrap();
+    let verify = sb.cmd().args(["models", "verify"]).output().unwrap();
+    assert!(!verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("FAILED"));
+}
+
+#[test]
+fn import_refuses_unsupported_and_broken_files_and_installs_nothing() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["models", "import"]).arg(model_file("gemma-3-270m-q4_k_m.gguf")).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`gemma3`") && err.contains("supported architectures"), "{err}");
+
+    let junk = sb.dir.path().join("notes.gguf");
+    std::fs::write(&junk, "just text").unwrap();
+    let out = sb.cmd().args(["models", "import"]).arg(&junk).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a GGUF model file"));
+
+    let list = sb.cmd().args(["models", "list", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(v["installed"].as_array().unwrap().is_empty());
+    assert!(std::fs::read_dir(sb.data().join("models")).map_or(true, |d| d.count() == 0));
+}

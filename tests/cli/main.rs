@@ -1,0 +1,6 @@
+//! End-to-end tests of the `perimeter` binary: each runs the real program with its own
+//! empty data folder (`PERIMETER_DATA_DIR`) and HOME, as a user on a fresh machine would.
+
+mod ask;
+mod hw_and_models;
+mod util;
