@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 say "building (the first build takes 20-30 minutes: mistral.rs and Tauri are large)"
-cargo build --release --locked -p perimeter-cli -p perimeter-app
+cargo build --release --locked --workspace
 
 bin="$CARGO_TARGET_DIR/release"
 # Register the development model with the app, in place (it is never copied or deleted).

@@ -21,6 +21,22 @@ const INSTRUCTION: &str = "Explain what the following code does, then suggest on
 pub enum BenchCommand {
     /// Inference speed of a model on this machine.
     Inference(InferenceArgs),
+    /// Retrieval quality: ranks files for every case of a retrieval development set
+    /// (`queries.jsonl` from shared/retrieval-dev's materialize.py) and writes a run file
+    /// for its score.py.
+    Retrieval(RetrievalArgs),
+}
+
+#[derive(Args)]
+pub struct RetrievalArgs {
+    /// queries.jsonl: one {"id", "dir", "query"} per line.
+    queries: PathBuf,
+    /// The run file to write: one {"id", "ranked_files"} per line.
+    #[arg(long)]
+    out: PathBuf,
+    /// Files ranked per case.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
 }
 
 #[derive(Args)]
@@ -39,7 +55,8 @@ pub struct InferenceArgs {
     /// Precision of activations: auto, f32, f16, bf16.
     #[arg(long, default_value = "auto")]
     dtype: ComputeDtype,
-    /// Write the user message used as the prompt to this file (for a peer engine).
+    /// Write the prompt exactly as the model sees it (chat template applied) to this file,
+    /// for a peer engine to run the same tokens.
     #[arg(long)]
     save_prompt: Option<PathBuf>,
     #[arg(long)]
@@ -47,16 +64,63 @@ pub struct InferenceArgs {
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Inference(args) = cmd;
+    match cmd {
+        BenchCommand::Inference(args) => inference(args).await,
+        BenchCommand::Retrieval(args) => retrieval(args),
+    }
+}
+
+fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
+    use perimeter_engine::index::{ProjectIndex, SearchOptions};
+    use std::io::{BufRead, Write};
+    let input = std::fs::File::open(&args.queries).map_err(|e| anyhow::anyhow!("{}: {e}", args.queries.display()))?;
+    let mut out = std::fs::File::create(&args.out).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let scratch = tempfile_dir()?;
+    let (mut index_s, mut search_s, mut cases) = (0.0, 0.0, 0usize);
+    for line in std::io::BufReader::new(input).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: serde_json::Value = serde_json::from_str(&line)?;
+        let (id, dir, query) = (case["id"].as_str().unwrap_or_default(), case["dir"].as_str().unwrap_or_default(), case["query"].as_str().unwrap_or_default());
+        // A fresh index per case: the trees of one repository are the same project at other dates.
+        let index_dir = scratch.join(format!("case-{cases}"));
+        let t = std::time::Instant::now();
+        let index = ProjectIndex::open(std::path::Path::new(dir), &index_dir)?;
+        index.update(&mut |_| {}, &std::sync::atomic::AtomicBool::new(false))?;
+        index_s += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let results = index.search(query, &SearchOptions { limit: args.limit, ..SearchOptions::default() })?;
+        search_s += t.elapsed().as_secs_f64();
+        let ranked: Vec<&str> = results.files.iter().map(|f| f.path.as_str()).collect();
+        writeln!(out, "{}", json!({ "id": id, "ranked_files": ranked }))?;
+        drop(index);
+        let _ = std::fs::remove_dir_all(&index_dir);
+        cases += 1;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    eprintln!("{cases} cases: indexing {index_s:.1} s, searching {search_s:.2} s ({:.1} ms a query)", search_s * 1000.0 / cases.max(1) as f64);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("perimeter-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions { dtype: args.dtype, ignore_eos: true, no_prefix_cache: true, ..LoadOptions::default() };
     let model = load_model(args.model.as_deref(), &options, !args.json).await?;
     let load_s = model.load_time.as_secs_f64();
 
     let user = sized_prompt(&model, args.prompt_tokens).await?;
-    if let Some(path) = &args.save_prompt {
-        std::fs::write(path, &user).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    }
     let messages = [ChatMessage::user(&user)];
+    if let Some(path) = &args.save_prompt {
+        let rendered = model.render_prompt(&messages).await?;
+        std::fs::write(path, rendered).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
     let prompt_tokens = model.count_prompt_tokens(&messages).await?;
     let cancel = CancellationToken::new();
     let mut discard = |_: &str| true;
@@ -70,7 +134,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     for _ in 0..args.runs.max(1) {
         let g = model.generate(&messages, &params, &mut discard, &cancel).await?;
         ttft.extend(g.usage.time_to_first_token_ms);
-        prompt_rate.extend(g.usage.prompt_tokens_per_s);
+        // Measured as a client sees it (prompt tokens over the wait for the first token), the
+        // same way the peer engine is measured.
+        prompt_rate.extend(g.usage.time_to_first_token_ms.map(|ms| prompt_tokens as f64 / (ms / 1000.0)));
         decode_rate.extend(g.usage.decode_tokens_per_s);
     }
     let peak_rss = peak_rss_bytes();

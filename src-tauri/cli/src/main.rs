@@ -4,6 +4,7 @@
 mod ask;
 mod bench;
 mod hw;
+mod index;
 mod load;
 mod models;
 mod progress;
@@ -31,6 +32,12 @@ enum Command {
     Models(models::ModelsCommand),
     /// Ask the model a question; the answer streams to stdout.
     Ask(ask::AskArgs),
+    /// Index a project folder (only what changed since last time is re-read).
+    Index(index::IndexArgs),
+    /// Search a project: ranked chunks (or files, with --files).
+    Search(index::SearchArgs),
+    /// Index a project and keep the index fresh as files change.
+    Watch(index::WatchArgs),
     /// Measure performance.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -59,6 +66,9 @@ fn main() -> ExitCode {
             Command::Models(cmd) => models::run(cmd),
             Command::Ask(args) => ask::run(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Index(args) => index::run_index(args),
+            Command::Search(args) => index::run_search(args),
+            Command::Watch(args) => index::run_watch(args).await,
         }
     });
     // The inference engine keeps worker threads; do not wait for them on the way out.

@@ -58,11 +58,34 @@ pub enum Error {
     )]
     NoModelInstalled,
 
+    #[error("{} is not a folder; add a project by its folder", path.display())]
+    NotAProjectFolder { path: PathBuf },
+
+    #[error(
+        "another Perimeter window or command is indexing {} right now; close it, or wait for it to finish",
+        project.display()
+    )]
+    IndexLocked { project: PathBuf },
+
+    #[error("the index in {} failed: {reason}", path.display())]
+    Index { path: PathBuf, reason: String },
+
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 }
 
 impl Error {
+    /// Wraps a tantivy error; a full disk gets its own advice.
+    pub fn index(path: impl AsRef<Path>, e: tantivy::TantivyError) -> Self {
+        let text = e.to_string();
+        let reason = if text.contains("No space left") || text.contains("os error 28") {
+            "the disk is full; free some space and index again (the index keeps what it had)".to_string()
+        } else {
+            text
+        };
+        Error::Index { path: path.as_ref().to_path_buf(), reason }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io { path: path.as_ref().to_path_buf(), source }

@@ -7,7 +7,9 @@
 //!    model as fitting on the GPU, in RAM, or too large, and recommends one.
 //! 2. [`models::store`] holds the installed GGUF files, each checked by [`models::gguf`]
 //!    before it is copied or loaded.
-//! 3. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
+//! 3. [`index`] keeps a tantivy index of each project, fresh through a file watcher, and
+//!    ranks its files and chunks for a question.
+//! 4. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
 //!    token sink, cancellable at any token.
 //!
 //! Nothing here opens a network connection; [`paths`] keeps the model loader's hub cache
@@ -15,6 +17,7 @@
 
 pub mod error;
 pub mod hardware;
+pub mod index;
 pub mod inference;
 pub mod models;
 pub mod paths;

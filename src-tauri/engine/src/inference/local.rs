@@ -165,15 +165,19 @@ impl LocalModel {
 
     /// Number of tokens `messages` take once the model's chat template is applied.
     pub async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
-        let mut m = mistralrs::TextMessages::new();
-        for msg in messages {
-            m = m.add_message(role(msg.role), &msg.content);
-        }
         self.model
-            .tokenize(either::Either::Left(m), None, true, true, None)
+            .tokenize(either::Either::Left(text_messages(messages)), None, true, true, None)
             .await
             .map(|t| t.len())
             .map_err(|e| Error::Generation(e.to_string()))
+    }
+
+    /// The exact text the model sees for `messages`: the chat template applied, special
+    /// tokens written out. Lets a peer engine be benchmarked on the same token sequence.
+    pub async fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String> {
+        let tokens = self.model.tokenize(either::Either::Left(text_messages(messages)), None, true, true, None).await;
+        let tokens = tokens.map_err(|e| Error::Generation(e.to_string()))?;
+        self.model.detokenize(tokens, false).await.map_err(|e| Error::Generation(e.to_string()))
     }
 
     /// Generates a reply to `messages`, streaming text into `sink` as it is decoded, until the
@@ -270,6 +274,10 @@ impl LocalModel {
         };
         Ok(Generation { text, stop, usage })
     }
+}
+
+fn text_messages(messages: &[ChatMessage]) -> mistralrs::TextMessages {
+    messages.iter().fold(mistralrs::TextMessages::new(), |m, msg| m.add_message(role(msg.role), &msg.content))
 }
 
 fn role(r: Role) -> TextMessageRole {

@@ -1,0 +1,159 @@
+//! `perimeter index`, `perimeter search` and `perimeter watch`: a project's index from a terminal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use perimeter_engine::index::{index_dir_for, IndexSummary, ProjectIndex, SearchOptions};
+use serde_json::json;
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// The project folder.
+    dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// The project folder (indexed first if needed; only changes are re-read).
+    dir: PathBuf,
+    query: String,
+    /// Rank files instead of chunks.
+    #[arg(long)]
+    files: bool,
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Only paths under this prefix.
+    #[arg(long)]
+    path: Option<String>,
+    /// Only this language (rust, python, go, typescript, …).
+    #[arg(long)]
+    lang: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    dir: PathBuf,
+}
+
+fn open(dir: &PathBuf) -> anyhow::Result<ProjectIndex> {
+    Ok(ProjectIndex::open(dir, &index_dir_for(dir)?)?)
+}
+
+/// Brings the index up to date with a progress bar (files, MB/s, ETA); Ctrl-C stops it
+/// cleanly, keeping what was committed.
+fn update(index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSummary> {
+    let bar = if show { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("indexing [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc_flag(flag);
+    let started = std::time::Instant::now();
+    let summary = index.update(
+        &mut |p| {
+            bar.set_length(p.files_total as u64);
+            bar.set_position(p.files_done as u64);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.1} MB/s", p.bytes_done as f64 / 1e6 / secs));
+        },
+        &cancel,
+    );
+    bar.finish_and_clear();
+    Ok(summary?)
+}
+
+fn ctrlc_flag(flag: Arc<AtomicBool>) -> Option<()> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    handle.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    Some(())
+}
+
+pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let index = open(&args.dir)?;
+    let s = update(&index, !args.json)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "{} files indexed ({} chunks, {:.1} MB) in {:.2} s; {} unchanged, {} removed{}",
+            s.files_indexed,
+            s.chunks_indexed,
+            s.bytes_indexed as f64 / 1e6,
+            s.elapsed_ms / 1000.0,
+            s.files_unchanged,
+            s.files_removed,
+            if s.cancelled { "; stopped early" } else { "" }
+        );
+        if s.skipped.total() > 0 {
+            let reasons: Vec<String> = s.skipped.0.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
+            println!("skipped: {}", reasons.join(", "));
+        }
+    }
+    Ok(if s.cancelled { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let index = open(&args.dir)?;
+    update(&index, !args.json)?;
+    let options = SearchOptions { limit: args.limit, path_prefix: args.path, language: args.lang };
+    let results = index.search(&args.query, &options)?;
+    if args.json {
+        let out = if args.files {
+            serde_json::to_value(&results.files)?
+        } else {
+            json!(results
+                .chunks
+                .iter()
+                .map(|c| json!({"path": c.path, "start_line": c.start_line, "end_line": c.end_line, "score": c.score, "text": c.text}))
+                .collect::<Vec<_>>())
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.files {
+        for f in &results.files {
+            println!("{:8.3}  {}", f.score, f.path);
+        }
+    } else {
+        for c in &results.chunks {
+            println!("{}:{}-{}  ({:.3})", c.path, c.start_line, c.end_line, c.score);
+            for line in c.text.lines().take(6) {
+                println!("    {line}");
+            }
+            println!();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let index = Arc::new(open(&args.dir)?);
+    let s = update(&index, true)?;
+    println!("watching {} ({} files indexed, {} unchanged); Ctrl-C to stop", index.root().display(), s.files_indexed, s.files_unchanged);
+    let _watcher = perimeter_engine::index::watch::watch(index.clone(), |result, paths| match result {
+        Ok(s) => println!(
+            "updated: {} indexed, {} removed ({} paths, {:.0} ms): {}",
+            s.files_indexed,
+            s.files_removed,
+            paths.len(),
+            s.elapsed_ms,
+            paths.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ),
+        Err(e) => eprintln!("error: {e}"),
+    })?;
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
+}
