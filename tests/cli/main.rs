@@ -3,4 +3,5 @@
 
 mod ask;
 mod hw_and_models;
+mod index;
 mod util;

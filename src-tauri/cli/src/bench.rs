@@ -25,6 +25,20 @@ pub enum BenchCommand {
     /// (`queries.jsonl` from shared/retrieval-dev's materialize.py) and writes a run file
     /// for its score.py.
     Retrieval(RetrievalArgs),
+    /// Index speed on a folder, search latency, and time from a save to searchable, beside
+    /// ripgrep answering the same queries on the same tree.
+    Index(IndexBenchArgs),
+}
+
+#[derive(Args)]
+pub struct IndexBenchArgs {
+    /// The folder to index (e.g. ~/.cargo/registry/src).
+    dir: PathBuf,
+    /// Queries, one per line (default: a built-in list of identifiers and phrases).
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -67,6 +81,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Inference(args) => inference(args).await,
         BenchCommand::Retrieval(args) => retrieval(args),
+        BenchCommand::Index(args) => index_speed(args),
     }
 }
 
@@ -102,6 +117,108 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&scratch);
     eprintln!("{cases} cases: indexing {index_s:.1} s, searching {search_s:.2} s ({:.1} ms a query)", search_s * 1000.0 / cases.max(1) as f64);
     Ok(ExitCode::SUCCESS)
+}
+
+const DEFAULT_QUERIES: &str = include_str!("../../../tests/fixtures/bench/queries.txt");
+
+fn index_speed(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
+    use perimeter_engine::index::{ProjectIndex, SearchOptions};
+    use std::time::{Duration, Instant};
+    let queries: Vec<String> = match &args.queries {
+        Some(p) => std::fs::read_to_string(p)?,
+        None => DEFAULT_QUERIES.to_string(),
+    }
+    .lines()
+    .map(str::trim)
+    .filter(|l| !l.is_empty())
+    .map(String::from)
+    .collect();
+    let scratch = tempfile_dir()?;
+    let index_dir = scratch.join("index");
+
+    let t = Instant::now();
+    let index = std::sync::Arc::new(ProjectIndex::open(&args.dir, &index_dir)?);
+    let s = index.update(&mut |_| {}, &std::sync::atomic::AtomicBool::new(false))?;
+    let index_s = t.elapsed().as_secs_f64();
+    let rss = peak_rss_bytes();
+
+    let percentile = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let mut ours = Vec::new();
+    for q in &queries {
+        let t = Instant::now();
+        index.search(q, &SearchOptions::default())?;
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    // ripgrep, same queries: the query's words as alternatives, files listed, as a user would grep.
+    let mut rg = Vec::new();
+    for q in &queries {
+        let words: Vec<String> = q.split_whitespace().map(|w| regex_escape(w)).collect();
+        let t = Instant::now();
+        let out = std::process::Command::new("rg")
+            .args(["-l", "-i", "-e", &words.join("|")])
+            .arg(&args.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if out.is_err() {
+            anyhow::bail!("ripgrep (rg) is not installed; it is the peer of this benchmark");
+        }
+        rg.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    // Save to searchable, through the watcher.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = perimeter_engine::index::watch::watch(index.clone(), move |_, _| {
+        let _ = tx.send(());
+    })?;
+    let probe = args.dir.join(format!("perimeter_bench_probe_{}.rs", std::process::id()));
+    let token = format!("zqxprobe{}", std::process::id());
+    let mut save_ms = None;
+    let t = Instant::now();
+    std::fs::write(&probe, format!("pub fn {token}() {{}}\n"))?;
+    while t.elapsed() < Duration::from_secs(10) {
+        let _ = rx.recv_timeout(Duration::from_millis(20));
+        if !index.search(&token, &SearchOptions::default())?.files.is_empty() {
+            save_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&probe);
+    drop(watcher);
+    drop(index);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let mb = s.bytes_indexed as f64 / 1e6;
+    let result = json!({
+        "dir": args.dir,
+        "files_indexed": s.files_indexed,
+        "chunks": s.chunks_indexed,
+        "mb_indexed": mb,
+        "skipped": s.skipped.total(),
+        "index_s": index_s,
+        "files_per_s": s.files_indexed as f64 / index_s,
+        "mb_per_s": mb / index_s,
+        "peak_rss_bytes": rss,
+        "queries": queries.len(),
+        "search_p50_ms": percentile(&mut ours, 0.5),
+        "search_p99_ms": percentile(&mut ours, 0.99),
+        "rg_p50_ms": percentile(&mut rg, 0.5),
+        "rg_p99_ms": percentile(&mut rg, 0.99),
+        "save_to_searchable_ms": save_ms,
+    });
+    if args.json {
+        println!("{result}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn regex_escape(w: &str) -> String {
+    w.chars().map(|c| if c.is_alphanumeric() || c == '_' { c.to_string() } else { format!("\\{c}") }).collect()
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

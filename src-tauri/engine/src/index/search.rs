@@ -19,12 +19,13 @@ use super::tokenizer::terms;
 use super::ProjectIndex;
 use crate::error::{Error, Result};
 
-/// Field weights: a question term found in a path or a definition's name says more about
-/// where to look than one found in running text.
-const PATH_BOOST: f32 = 2.0;
-const SYMBOL_BOOST: f32 = 1.5;
+/// Field weights, tuned on shared/retrieval-dev (see BENCHMARKS.md): a term in a definition's
+/// name counts as much again as in running text; a path term helps but less (paths repeat
+/// common words such as `src` or the project's name, and weighting them more cost MRR).
+const PATH_BOOST: f32 = 0.5;
+const SYMBOL_BOOST: f32 = 1.0;
 /// How much a file's best chunk adds to its whole-file score.
-const CHUNK_WEIGHT: f32 = 0.5;
+const CHUNK_WEIGHT: f32 = 1.0;
 /// Candidates read from each kind of document before merging.
 const CANDIDATES: usize = 400;
 
@@ -40,7 +41,7 @@ const STOPWORDS: &[&str] = &[
 fn class_weight(class: FileClass) -> f32 {
     match class {
         FileClass::Source => 1.0,
-        FileClass::Test => 0.45,
+        FileClass::Test => 0.2,
         FileClass::Docs => 0.5,
         FileClass::Generated => 0.3,
     }

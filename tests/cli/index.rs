@@ -1,0 +1,91 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A project of `n` Rust files of about 30 KB each, with one unique function per file.
+fn big_project(sb: &Sandbox, n: usize) -> std::path::PathBuf {
+    let root = sb.dir.path().join("project");
+    for i in 0..n {
+        let dir = root.join(format!("src/m{}", i / 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = format!("/// Module {i}.\npub fn unique_function_{i}() -> usize {{ {i} }}\n");
+        for j in 0..600 {
+            text += &format!("pub fn helper_{i}_{j}(x: usize) -> usize {{ x * {j} }}\n");
+        }
+        std::fs::write(dir.join(format!("f{i}.rs")), text).unwrap();
+    }
+    root
+}
+
+#[test]
+fn index_and_search_report_json() {
+    let sb = Sandbox::new();
+    let root = sb.dir.path().join("p");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join("src/pager.rs"), "pub fn spawn_pager(cmd: &str) -> Child {\n    todo!()\n}\n").unwrap();
+    std::fs::write(root.join("src/main.rs"), "fn main() { run(); }\n").unwrap();
+    std::fs::write(root.join("logo.png"), [0u8, 1, 2]).unwrap();
+    let out = sb.cmd().args(["index", "--json"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["files_indexed"], 2);
+    assert_eq!(s["skipped"]["binary"], 1);
+
+    let out = sb.cmd().args(["search", "--json"]).arg(&root).arg("the pager fails to spawn").output().unwrap();
+    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &hits[0];
+    assert_eq!(first["path"], "src/pager.rs");
+    assert_eq!((first["start_line"].as_u64(), first["end_line"].as_u64()), (Some(1), Some(3)));
+    assert!(first["text"].as_str().unwrap().contains("spawn_pager") && first["score"].as_f64().unwrap() > 0.0);
+
+    let out = sb.cmd().args(["search", "--files", "--json", "--limit", "1"]).arg(&root).arg("main run").output().unwrap();
+    let files: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(files.as_array().unwrap().len(), 1);
+    assert_eq!(files[0]["path"], "src/main.rs");
+
+    // The index lives in the app's data folder, never in the project.
+    assert!(!root.join(".perimeter").exists() && std::fs::read_dir(&root).unwrap().count() == 2);
+}
+
+#[test]
+fn an_index_killed_mid_run_reopens_and_completes() {
+    let sb = Sandbox::new();
+    let root = big_project(&sb, 2500);
+    let mut child = sb.cmd().args(["index", "--json"]).arg(&root).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Let it make its first commit (meta.json then lists a segment), then kill it unwarned.
+    let started = Instant::now();
+    let projects = sb.data().join("projects");
+    while started.elapsed() < Duration::from_secs(60) && !committed(&projects) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the indexer finished before it could be killed; make the project bigger");
+
+    let out = sb.cmd().args(["index", "--json"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "reopening failed: {}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done = s["files_indexed"].as_u64().unwrap() + s["files_unchanged"].as_u64().unwrap();
+    assert_eq!(done, 2500, "{s}");
+    assert!(s["files_unchanged"].as_u64().unwrap() > 0, "nothing committed before the kill survived: {s}");
+    for probe in ["unique_function_0", "unique_function_2499"] {
+        let out = sb.cmd().args(["search", "--files", "--json", "--limit", "1"]).arg(&root).arg(probe).output().unwrap();
+        let files: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(files.as_array().unwrap().len(), 1, "{probe} not found after recovery");
+    }
+}
+
+/// Whether a tantivy index under `dir` has committed a segment (its meta.json names one).
+fn committed(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            committed(&p)
+        } else {
+            p.file_name().is_some_and(|n| n == "meta.json")
+                && std::fs::read_to_string(&p).is_ok_and(|t| t.contains("segment_id"))
+        }
+    })
+}
