@@ -21,7 +21,7 @@ done
 
 cargo build --release --locked -q --workspace
 if [ ! -d bench/llama-cpp-peer/node_modules ]; then
-  (cd bench/llama-cpp-peer && npm ci --ignore-scripts --omit=optional --no-fund --no-audit --loglevel=error)
+  (cd bench/llama-cpp-peer && npm install --ignore-scripts --omit=optional --no-fund --no-audit --loglevel=error)
 fi
 
 work=$(mktemp -d)

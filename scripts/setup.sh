@@ -43,7 +43,9 @@ fi
 # --- front-end dependencies ----------------------------------------------------------------
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   say "installing the UI's npm packages"
-  (cd ui && npm ci --no-fund --no-audit --loglevel=error)
+  # `npm install`, not `npm ci`: npm 11 writes lock files without the other platforms'
+  # optional packages of @tauri-apps/cli, which `npm ci` then refuses.
+  (cd ui && npm install --no-fund --no-audit --loglevel=error)
 fi
 
 # --- models -----------------------------------------------------------------------------------
