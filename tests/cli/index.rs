@@ -89,3 +89,31 @@ fn committed(dir: &std::path::Path) -> bool {
         }
     })
 }
+
+#[test]
+fn projects_are_added_listed_and_removed_with_their_index() {
+    let sb = Sandbox::new();
+    let root = sb.dir.path().join("my-app");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("lib.rs"), "pub fn hello() {}\n").unwrap();
+    let out = sb.cmd().args(["projects", "add"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 files indexed"));
+    // Adding twice keeps one entry.
+    sb.cmd().args(["projects", "add"]).arg(&root).output().unwrap();
+    let list = sb.cmd().args(["projects", "list", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["name"], "my-app");
+    let index_dir = std::path::PathBuf::from(v[0]["index_dir"].as_str().unwrap());
+    assert!(index_dir.starts_with(sb.data()) && index_dir.join("meta.json").is_file());
+
+    let out = sb.cmd().args(["projects", "remove"]).arg(&root).output().unwrap();
+    assert!(out.status.success());
+    assert!(!index_dir.exists(), "the index was left behind");
+    assert!(root.join("lib.rs").is_file(), "removing a project must not touch its files");
+    let list = sb.cmd().args(["projects", "list", "--json"]).output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&list.stdout).unwrap(), serde_json::json!([]));
+    let out = sb.cmd().args(["projects", "remove"]).arg(&root).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not a project"));
+}

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use perimeter_engine::index::{index_dir_for, IndexSummary, ProjectIndex, SearchOptions};
+use perimeter_engine::index::{IndexSummary, ProjectIndex, SearchOptions};
+use perimeter_engine::projects::Projects;
 use serde_json::json;
 
 #[derive(Args)]
@@ -43,8 +44,51 @@ pub struct WatchArgs {
     dir: PathBuf,
 }
 
+/// Opens the index of `dir`, adding it to the project list first (as the app's "Open folder").
 fn open(dir: &PathBuf) -> anyhow::Result<ProjectIndex> {
-    Ok(ProjectIndex::open(dir, &index_dir_for(dir)?)?)
+    let project = Projects::default_location().add(dir)?;
+    Ok(ProjectIndex::open(&project.root, &project.index_dir)?)
+}
+
+#[derive(clap::Subcommand)]
+pub enum ProjectsCommand {
+    /// The projects added so far.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a project folder and index it.
+    Add { dir: PathBuf },
+    /// Remove a project and delete its index (the folder itself is not touched).
+    Remove { dir: PathBuf },
+}
+
+pub fn run_projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {
+    let projects = Projects::default_location();
+    match cmd {
+        ProjectsCommand::List { json } => {
+            let all = projects.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("no projects yet — `perimeter projects add DIR`");
+            } else {
+                for p in all {
+                    println!("{:<24} {}", p.name, p.root.display());
+                }
+            }
+        }
+        ProjectsCommand::Add { dir } => {
+            let index = open(&dir)?;
+            let s = update(&index, true)?;
+            println!("added {} ({} files indexed)", index.root().display(), s.files_indexed + s.files_unchanged);
+        }
+        ProjectsCommand::Remove { dir } => match projects.remove(&dir)? {
+            Some(p) => println!("removed {} and its index", p.root.display()),
+            None => anyhow::bail!("{} is not a project; `perimeter projects list` shows them", dir.display()),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Brings the index up to date with a progress bar (files, MB/s, ETA); Ctrl-C stops it

@@ -32,6 +32,9 @@ enum Command {
     Models(models::ModelsCommand),
     /// Ask the model a question; the answer streams to stdout.
     Ask(ask::AskArgs),
+    /// Add, list and remove projects.
+    #[command(subcommand)]
+    Projects(index::ProjectsCommand),
     /// Index a project folder (only what changed since last time is re-read).
     Index(index::IndexArgs),
     /// Search a project: ranked chunks (or files, with --files).
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             Command::Ask(args) => ask::run(args).await,
             Command::Bench(cmd) => bench::run(cmd).await,
             Command::Index(args) => index::run_index(args),
+            Command::Projects(cmd) => index::run_projects(cmd),
             Command::Search(args) => index::run_search(args),
             Command::Watch(args) => index::run_watch(args).await,
         }

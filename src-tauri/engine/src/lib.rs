@@ -7,7 +7,7 @@
 //!    model as fitting on the GPU, in RAM, or too large, and recommends one.
 //! 2. [`models::store`] holds the installed GGUF files, each checked by [`models::gguf`]
 //!    before it is copied or loaded.
-//! 3. [`index`] keeps a tantivy index of each project, fresh through a file watcher, and
+//! 3. [`projects`] lists the folders the user added; [`index`] keeps a tantivy index of each, fresh through a file watcher, and
 //!    ranks its files and chunks for a question.
 //! 4. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
 //!    token sink, cancellable at any token.
@@ -21,5 +21,6 @@ pub mod index;
 pub mod inference;
 pub mod models;
 pub mod paths;
+pub mod projects;
 
 pub use error::{Error, Result};
