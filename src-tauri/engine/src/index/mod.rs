@@ -194,21 +194,7 @@ impl ProjectIndex {
                 summary.cancelled = true;
                 break;
             }
-            match self.index_file(&mut writer, f, indexed.get(&f.rel_path))? {
-                FileOutcome::Indexed { chunks } => {
-                    summary.files_indexed += 1;
-                    summary.chunks_indexed += chunks;
-                    summary.bytes_indexed += f.size;
-                }
-                FileOutcome::Unchanged => summary.files_unchanged += 1,
-                FileOutcome::Skipped(reason) => {
-                    summary.skipped.add(reason);
-                    if indexed.contains_key(&f.rel_path) {
-                        writer.delete_term(Term::from_field_text(self.fields.path_key, &f.rel_path));
-                        summary.files_removed += 1;
-                    }
-                }
-            }
+            self.index_and_record(&mut writer, f, indexed.get(&f.rel_path), &mut summary)?;
             p.files_done += 1;
             p.bytes_done += f.size;
             since_commit += f.size;
@@ -253,18 +239,7 @@ impl ProjectIndex {
             }
         }
         for f in &candidates {
-            match self.index_file(&mut writer, f, indexed.get(&f.rel_path))? {
-                FileOutcome::Indexed { chunks } => {
-                    summary.files_indexed += 1;
-                    summary.chunks_indexed += chunks;
-                    summary.bytes_indexed += f.size;
-                }
-                FileOutcome::Unchanged => summary.files_unchanged += 1,
-                FileOutcome::Skipped(reason) => {
-                    summary.skipped.add(reason);
-                    writer.delete_term(Term::from_field_text(self.fields.path_key, &f.rel_path));
-                }
-            }
+            self.index_and_record(&mut writer, f, indexed.get(&f.rel_path), &mut summary)?;
         }
         self.commit(&mut writer)?;
         summary.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -284,6 +259,33 @@ impl ProjectIndex {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as u64);
         Some(WalkedFile { rel_path: rel.to_string(), abs_path: abs, size: meta.len(), mtime_ns })
+    }
+
+    /// Indexes one file and counts the outcome; a file that is now skipped (it became
+    /// binary, too large to read…) leaves the index if it was in it.
+    fn index_and_record(
+        &self,
+        writer: &mut IndexWriter,
+        f: &WalkedFile,
+        old: Option<&IndexedFile>,
+        summary: &mut IndexSummary,
+    ) -> Result<()> {
+        match self.index_file(writer, f, old)? {
+            FileOutcome::Indexed { chunks } => {
+                summary.files_indexed += 1;
+                summary.chunks_indexed += chunks;
+                summary.bytes_indexed += f.size;
+            }
+            FileOutcome::Unchanged => summary.files_unchanged += 1,
+            FileOutcome::Skipped(reason) => {
+                summary.skipped.add(reason);
+                if old.is_some() {
+                    writer.delete_term(Term::from_field_text(self.fields.path_key, &f.rel_path));
+                    summary.files_removed += 1;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn index_file(&self, writer: &mut IndexWriter, f: &WalkedFile, old: Option<&IndexedFile>) -> Result<FileOutcome> {
