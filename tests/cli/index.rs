@@ -1,4 +1,4 @@
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -116,4 +116,44 @@ fn projects_are_added_listed_and_removed_with_their_index() {
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&list.stdout).unwrap(), serde_json::json!([]));
     let out = sb.cmd().args(["projects", "remove"]).arg(&root).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not a project"));
+}
+
+#[test]
+fn unreadable_folders_are_skipped_and_counted() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let root = sb.dir.path().join("p");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("locked")).unwrap();
+    std::fs::write(root.join("src/ok.rs"), "pub fn readable() {}\n").unwrap();
+    std::fs::write(root.join("locked/secret.rs"), "pub fn hidden_away() {}\n").unwrap();
+    let mode = |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(&root.join("locked"), 0o000);
+
+    let as_root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap().trim() == "0";
+    let mut cmd = if as_root {
+        // Root reads every folder whatever its mode: run the indexer as `nobody` instead.
+        let bin = sb.dir.path().join("perimeter");
+        let built = sb.cmd().get_program().to_owned();
+        std::fs::hard_link(&built, &bin).or_else(|_| std::fs::copy(&built, &bin).map(|_| ())).unwrap();
+        for dir in [sb.dir.path(), &root, &root.join("src")] {
+            mode(dir, 0o755);
+        }
+        for dir in [sb.data(), sb.home()] {
+            std::fs::create_dir_all(&dir).unwrap();
+            mode(&dir, 0o777);
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&bin);
+        c.env("HOME", sb.home()).env("PERIMETER_DATA_DIR", sb.data());
+        c
+    } else {
+        sb.cmd()
+    };
+    let out = cmd.args(["index", "--json"]).arg(&root).output().unwrap();
+    mode(&root.join("locked"), 0o755);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["files_indexed"], 1, "{s}");
+    assert_eq!(s["skipped"]["unreadable"], 1, "{s}");
 }
