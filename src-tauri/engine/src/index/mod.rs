@@ -216,6 +216,7 @@ impl ProjectIndex {
         let indexed = self.indexed_files()?;
         let mut summary = IndexSummary::default();
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let filter = watch::PathFilter::new(&self.root);
         // A path inside a changed folder may be a file or a whole subtree: re-walk subtrees.
         let mut candidates: Vec<WalkedFile> = Vec::new();
         for rel in rel_paths {
@@ -227,7 +228,7 @@ impl ProjectIndex {
                     f.rel_path = format!("{rel}/{}", f.rel_path);
                     f
                 }));
-            } else if let Some(f) = self.walked_file(rel) {
+            } else if let Some(f) = self.walked_file(rel, &filter) {
                 candidates.push(f);
             } else {
                 // Gone: the file itself, or every file that was under it.
@@ -247,18 +248,13 @@ impl ProjectIndex {
     }
 
     /// A single file as the walker would report it, if it is one the walker would keep.
-    fn walked_file(&self, rel: &str) -> Option<WalkedFile> {
+    fn walked_file(&self, rel: &str, filter: &watch::PathFilter) -> Option<WalkedFile> {
         let abs = self.root.join(rel);
         let meta = std::fs::symlink_metadata(&abs).ok()?;
-        if !meta.is_file() || meta.len() > MAX_FILE_BYTES || !watch::is_indexable_path(&self.root, &abs) {
+        if !meta.is_file() || meta.len() > MAX_FILE_BYTES || !filter.allows(&abs) {
             return None;
         }
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        Some(WalkedFile { rel_path: rel.to_string(), abs_path: abs, size: meta.len(), mtime_ns })
+        Some(WalkedFile { rel_path: rel.to_string(), abs_path: abs, size: meta.len(), mtime_ns: walk::mtime_ns(&meta) })
     }
 
     /// Indexes one file and counts the outcome; a file that is now skipped (it became

@@ -112,12 +112,7 @@ pub fn walk(root: &Path) -> (Vec<WalkedFile>, SkipCounts) {
             skipped.add("too_large");
             continue;
         }
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64);
-        files.push(WalkedFile { rel_path: rel, abs_path: entry.path().to_path_buf(), size: meta.len(), mtime_ns });
+        files.push(WalkedFile { rel_path: rel, abs_path: entry.path().to_path_buf(), size: meta.len(), mtime_ns: mtime_ns(&meta) });
     }
     let vendor = vendor_dirs.load(Ordering::Relaxed);
     if vendor > 0 {
@@ -125,6 +120,14 @@ pub fn walk(root: &Path) -> (Vec<WalkedFile>, SkipCounts) {
     }
     files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     (files, skipped)
+}
+
+/// A file's modification time in nanoseconds since the epoch (0 when the OS has none).
+pub fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// `path` relative to `root` with `/` separators; `None` if it is not under `root`.

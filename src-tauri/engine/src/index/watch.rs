@@ -5,10 +5,11 @@
 //! update, not thousands. Dropping the `Watcher` stops it.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ignore::gitignore::Gitignore;
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 
@@ -26,18 +27,30 @@ pub struct Watcher {
 
 /// Whether a path is one the walker would consider, judged from the path alone (a deleted
 /// file cannot be looked at): not hidden, not in a vendored or build folder, not ignored by
-/// the project's top-level `.gitignore`, not a binary format or lock file.
-pub fn is_indexable_path(root: &Path, abs: &Path) -> bool {
-    let Some(rel) = walk::relative(root, abs) else { return false };
-    let parts: Vec<&str> = rel.split('/').collect();
-    if parts.iter().any(|p| p.starts_with('.')) || parts[..parts.len() - 1].iter().any(|p| is_vendor_or_build_dir(p)) {
-        return false;
+/// the project's top-level `.gitignore`, not a binary format or lock file. Build one per
+/// batch of paths: it reads the `.gitignore` once.
+pub struct PathFilter {
+    root: PathBuf,
+    gitignore: Gitignore,
+}
+
+impl PathFilter {
+    pub fn new(root: &Path) -> PathFilter {
+        let (gitignore, _) = Gitignore::new(root.join(".gitignore"));
+        PathFilter { root: root.to_path_buf(), gitignore }
     }
-    if is_binary_extension(&rel) || is_lock_file(&rel) {
-        return false;
+
+    pub fn allows(&self, abs: &Path) -> bool {
+        let Some(rel) = walk::relative(&self.root, abs) else { return false };
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.iter().any(|p| p.starts_with('.')) || parts[..parts.len() - 1].iter().any(|p| is_vendor_or_build_dir(p)) {
+            return false;
+        }
+        if is_binary_extension(&rel) || is_lock_file(&rel) {
+            return false;
+        }
+        !self.gitignore.matched_path_or_any_parents(abs, abs.is_dir()).is_ignore()
     }
-    let (gitignore, _) = ignore::gitignore::Gitignore::new(root.join(".gitignore"));
-    !gitignore.matched_path_or_any_parents(abs, abs.is_dir()).is_ignore()
 }
 
 /// Watches the project of `index` and re-indexes each batch of changes, then calls
@@ -57,11 +70,12 @@ pub fn watch(
                 return;
             }
         };
+        let filter = PathFilter::new(&handler_root);
         let paths: BTreeSet<String> = events
             .iter()
             .filter(|e| !e.kind.is_access())
             .flat_map(|e| e.paths.iter())
-            .filter(|p| is_indexable_path(&handler_root, p))
+            .filter(|p| filter.allows(p))
             .filter_map(|p| walk::relative(&handler_root, p))
             .collect();
         if !paths.is_empty() {
