@@ -3,7 +3,10 @@
 //! `PERIMETER_DATA_DIR` overrides it (tests, portable installs); otherwise the OS's data
 //! folder (`~/.local/share/perimeter` on Linux).
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
 use std::sync::Once;
 
 /// The app's data folder. Not created here.
@@ -32,4 +35,14 @@ pub fn keep_model_hub_offline() {
         std::env::remove_var("HF_TOKEN");
         std::env::remove_var("HF_HUB_TOKEN");
     });
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old file or the new one:
+/// written to a temporary file beside it, synced, then renamed over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp).at(&tmp)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
 }

@@ -73,8 +73,6 @@ impl Projects {
     fn save(&self, all: &[Project]) -> Result<()> {
         let dir = self.file.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).at(dir)?;
-        let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(all).expect("projects serialize")).at(&tmp)?;
-        std::fs::rename(&tmp, &self.file).at(&self.file)
+        crate::paths::write_atomically(&self.file, &serde_json::to_vec_pretty(all).expect("projects serialize"))
     }
 }

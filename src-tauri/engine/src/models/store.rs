@@ -214,12 +214,8 @@ impl ModelStore {
     }
 
     fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
-        let path = self.dir.join(MANIFEST);
-        let tmp = self.dir.join(format!(".{MANIFEST}.tmp"));
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
-        let mut f = File::create(&tmp).at(&tmp)?;
-        f.write_all(&json).and_then(|_| f.sync_all()).at(&tmp)?;
-        fs::rename(&tmp, &path).at(&path)
+        crate::paths::write_atomically(&self.dir.join(MANIFEST), &json)
     }
 }
 
