@@ -70,6 +70,45 @@ pub enum Error {
     #[error("the index in {} failed: {reason}", path.display())]
     Index { path: PathBuf, reason: String },
 
+    #[error(
+        "the question and instructions alone need {needed} tokens but the model's context window leaves {available}; \
+         ask a shorter question or load a model with a larger context"
+    )]
+    PromptTooLong { needed: usize, available: usize },
+
+    #[error("{path} is not UTF-8 text, so Perimeter will not edit it (it would not round-trip); edit it by hand")]
+    NotUtf8 { path: String },
+
+    #[error("refusing to write {path}: {reason}")]
+    UnsafePath { path: String, reason: String },
+
+    #[error(
+        "nothing was written: {} changed on disk since the proposal was made; ask for the edit again",
+        paths.join(", ")
+    )]
+    EditConflict { paths: Vec<String> },
+
+    #[error(
+        "cannot undo change {id}: {} changed since it was applied; undo by hand or with your version control",
+        paths.join(", ")
+    )]
+    UndoConflict { id: String, paths: Vec<String> },
+
+    #[error("change {id} was already undone")]
+    AlreadyUndone { id: String },
+
+    #[error("there is no applied change to undo in this project")]
+    NothingToUndo,
+
+    #[error("no {kind} `{id}` in this project; `perimeter history --project DIR` lists them")]
+    UnknownRecord { kind: &'static str, id: String },
+
+    #[error("the selection matches no change in the proposal ({0}); `perimeter edit` numbers the hunks it shows")]
+    EmptySelection(String),
+
+    #[error("{}: {reason}; move it aside and Perimeter will start a fresh one", path.display())]
+    CorruptRecord { path: PathBuf, reason: String },
+
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 }

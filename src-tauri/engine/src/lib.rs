@@ -11,10 +11,16 @@
 //!    ranks its files and chunks for a question.
 //! 4. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
 //!    token sink, cancellable at any token.
+//! 5. [`assistant`] answers a question from the project (retrieval, a prompt fitted to the
+//!    model's context window, citations checked) and keeps [`assistant::Conversations`];
+//!    for a change request it gets edits from the model, which [`edit`] turns into a
+//!    reviewable proposal, applies atomically and can undo.
 //!
 //! Nothing here opens a network connection; [`paths`] keeps the model loader's hub cache
 //! inside the app's data folder and offline.
 
+pub mod assistant;
+pub mod edit;
 pub mod error;
 pub mod hardware;
 pub mod index;
@@ -22,5 +28,6 @@ pub mod inference;
 pub mod models;
 pub mod paths;
 pub mod projects;
+pub mod records;
 
 pub use error::{Error, Result};

@@ -40,9 +40,27 @@ pub fn keep_model_hub_offline() {
 /// Replaces `path` with `bytes` so that a crash leaves either the old file or the new one:
 /// written to a temporary file beside it, synced, then renamed over it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, bytes, None)
+}
+
+/// [`write_atomically`], giving the new file `permissions` (a user's file keeps its mode).
+/// The temporary file is removed if anything fails, so a full disk leaves no debris.
+pub fn write_atomically_with(path: &Path, bytes: &[u8], permissions: Option<std::fs::Permissions>) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
+    let tmp = path.with_file_name(format!(".{name}.perimeter-{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if let Some(p) = permissions {
+            f.set_permissions(p)?;
+        }
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).at(path);
+    }
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    }).at(path)
 }

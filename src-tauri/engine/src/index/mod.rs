@@ -366,6 +366,18 @@ impl ProjectIndex {
     pub fn file_count(&self) -> Result<usize> {
         Ok(self.indexed_files()?.len())
     }
+
+    /// Every indexed file's project-relative path, sorted.
+    pub fn paths(&self) -> Result<Vec<String>> {
+        let mut paths: Vec<String> = self.indexed_files()?.into_keys().collect();
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// Where this project's conversations, proposals and history live (beside its index).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
 }
 
 enum FileOutcome {

@@ -172,6 +172,22 @@ impl LocalModel {
             .map_err(|e| Error::Generation(e.to_string()))
     }
 
+    /// Number of tokens `text` takes on its own, without a chat template or special tokens.
+    pub async fn count_text_tokens(&self, text: &str) -> Result<usize> {
+        self.model
+            .tokenize(either::Either::Right(text.to_string()), None, false, false, None)
+            .await
+            .map(|t| t.len())
+            .map_err(|e| Error::Generation(e.to_string()))
+    }
+
+    /// A short name for records and messages: the file's `general.name`, else its file name.
+    pub fn name(&self) -> String {
+        self.info.name.clone().unwrap_or_else(|| {
+            self.path.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
+        })
+    }
+
     /// The exact text the model sees for `messages`: the chat template applied, special
     /// tokens written out. Lets a peer engine be benchmarked on the same token sequence.
     pub async fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String> {

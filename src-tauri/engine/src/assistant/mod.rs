@@ -1,0 +1,179 @@
+//! The assistant: questions answered from the project ([`ask`]) and changes proposed as
+//! diffs ([`propose_edit`]). Both retrieve from the project's index, fit what they found into
+//! the model's context window ([`prompt`]), stream the model's answer and record exactly what
+//! it was shown.
+
+pub mod citations;
+pub mod conversations;
+pub mod prompt;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use citations::Citation;
+pub use conversations::{Conversation, ConversationSummary, Conversations, Turn};
+pub use prompt::{Excerpt, ExcerptUse, PromptReport};
+
+use crate::edit::parse::parse;
+use crate::edit::proposal::{self, Snapshot};
+use crate::edit::{EditFormat, Proposal};
+use crate::error::Result;
+use crate::index::{ProjectIndex, SearchOptions};
+use crate::inference::{CancellationToken, GenerationParams, LocalModel, TokenSink};
+use crate::records::{new_id, now};
+use prompt::{assemble, PromptRequest};
+
+/// Settings shared by questions and edits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestOptions {
+    /// Most tokens the answer may take (less if the context window is short).
+    pub max_tokens: usize,
+    pub temperature: Option<f64>,
+    /// Use at most this much of the model's context window (prompts cost time on a CPU).
+    pub max_context_tokens: Option<usize>,
+    /// Excerpts (questions) or whole files (edits) to retrieve.
+    pub retrieve: usize,
+}
+
+impl RequestOptions {
+    pub fn for_questions() -> Self {
+        RequestOptions { max_tokens: 512, temperature: None, max_context_tokens: None, retrieve: 8 }
+    }
+    pub fn for_edits() -> Self {
+        RequestOptions { max_tokens: 2048, temperature: None, max_context_tokens: None, retrieve: 3 }
+    }
+
+    fn window(&self, model: &LocalModel) -> usize {
+        let w = model.context_length();
+        self.max_context_tokens.map_or(w, |m| m.min(w))
+    }
+}
+
+const ASK_SYSTEM_PROMPT: &str = "You are Perimeter, a coding assistant running entirely on the user's machine. \
+Answer the user's question about their project from the project excerpts in their message. \
+Each excerpt is headed by path:start-end. When you refer to code, cite it the same way (path:start-end). \
+If the excerpts do not contain the answer, say so rather than guess. Be concise.";
+
+fn frame_question(excerpts: &str, question: &str) -> String {
+    if excerpts.is_empty() {
+        return format!("(No project excerpts matched this question.)\n\nQuestion: {question}");
+    }
+    format!("Project excerpts, most relevant first:\n\n{excerpts}Question: {question}")
+}
+
+fn frame_edit(files: &str, instruction: &str) -> String {
+    if files.is_empty() {
+        return format!("Change requested: {instruction}");
+    }
+    format!("Project files:\n\n{files}Change requested: {instruction}")
+}
+
+/// Answers `question` about the project from its index, streaming into `sink`, and adds the
+/// turn to `conversation` (the caller saves it). The index should be up to date.
+pub async fn ask(
+    model: &LocalModel,
+    index: &ProjectIndex,
+    conversation: &mut Conversation,
+    question: &str,
+    options: &RequestOptions,
+    sink: &mut dyn TokenSink,
+    cancel: &CancellationToken,
+) -> Result<Turn> {
+    let asked_at = now();
+    let search = SearchOptions { limit: options.retrieve, ..SearchOptions::default() };
+    let excerpts: Vec<Excerpt> = index
+        .search(question, &search)?
+        .chunks
+        .into_iter()
+        .map(|c| Excerpt { path: c.path, start_line: c.start_line, end_line: c.end_line, score: c.score, text: c.text })
+        .collect();
+    let history = conversation.exchanges();
+    let request =
+        PromptRequest { system: ASK_SYSTEM_PROMPT, history: &history, excerpts: &excerpts, question, frame: frame_question };
+    let (messages, context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
+    let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
+    let generation = model.generate(&messages, &params, sink, cancel).await?;
+    let known = index.paths()?;
+    let turn = Turn {
+        citations: citations::find(&generation.text, index.root(), &known),
+        question: question.to_string(),
+        answer: generation.text,
+        stop: generation.stop,
+        model: model.name(),
+        asked_at,
+        context,
+        usage: generation.usage,
+    };
+    conversation.push(turn.clone());
+    Ok(turn)
+}
+
+/// Asks the model for the change `instruction` describes and turns its answer into a
+/// proposal (the caller saves it; nothing is written to the project here). Files the
+/// instruction names come first, then the files the index ranks highest; each is shown to the
+/// model whole, and the proposal is made against exactly those bytes.
+pub async fn propose_edit(
+    model: &LocalModel,
+    index: &ProjectIndex,
+    instruction: &str,
+    format: Option<EditFormat>,
+    options: &RequestOptions,
+    sink: &mut dyn TokenSink,
+    cancel: &CancellationToken,
+) -> Result<Proposal> {
+    let created_at = now();
+    let format = format.unwrap_or_else(|| EditFormat::for_model(model.info.parameter_count));
+    let root = index.root().to_path_buf();
+    let known = index.paths()?;
+
+    let mut candidates: Vec<(String, f32)> = Vec::new();
+    for c in citations::find(instruction, &root, &known) {
+        if let Some(p) = c.path.filter(|p| !candidates.iter().any(|(q, _)| q == p)) {
+            candidates.push((p, f32::INFINITY));
+        }
+    }
+    let search = SearchOptions { limit: options.retrieve, ..SearchOptions::default() };
+    for f in index.search(instruction, &search)?.files {
+        if candidates.len() < options.retrieve.max(1) && !candidates.iter().any(|(q, _)| *q == f.path) {
+            candidates.push((f.path, f.score));
+        }
+    }
+    let mut seen: HashMap<String, Snapshot> = HashMap::new();
+    let mut excerpts = Vec::new();
+    for (path, score) in candidates {
+        // A file that is not UTF-8 or no longer readable is not offered to the model.
+        let Ok(Some(snap)) = Snapshot::read(&root, &path) else { continue };
+        let lines = snap.file.text.lines().count().max(1);
+        excerpts.push(Excerpt { path: path.clone(), start_line: 1, end_line: lines, score, text: snap.file.text.clone() });
+        seen.insert(path, snap);
+    }
+    let request = PromptRequest {
+        system: format.instructions(),
+        history: &[],
+        excerpts: &excerpts,
+        question: instruction,
+        frame: frame_edit,
+    };
+    let (messages, context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
+    // Only files that made it into the prompt count as "seen"; others are read when touched.
+    seen.retain(|p, _| context.included.iter().any(|e| e.path == *p));
+
+    let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
+    let generation = model.generate(&messages, &params, sink, cancel).await?;
+    let parsed = parse(&generation.text, format == EditFormat::WholeFile);
+    let changes = proposal::build(&root, &parsed, &seen, &known);
+    Ok(Proposal {
+        id: new_id(),
+        instruction: instruction.to_string(),
+        created_at,
+        model: model.name(),
+        format,
+        context,
+        answer: generation.text,
+        stop: generation.stop,
+        usage: generation.usage,
+        files: changes.files,
+        problems: changes.problems,
+    })
+}

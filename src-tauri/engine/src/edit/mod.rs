@@ -1,0 +1,88 @@
+//! Code changes as reviewable proposals: the model's answer is parsed ([`parse`]), each edit
+//! matched to a project file ([`target`], [`locate`]) and turned into per-file hunks
+//! ([`proposal`], [`diff`]); [`apply`] writes the chosen hunks atomically and keeps what undo
+//! needs. [`text`] keeps line breaks and final newlines as the file had them.
+
+pub mod apply;
+pub mod diff;
+pub mod format;
+pub mod locate;
+pub mod parse;
+pub mod proposal;
+pub mod target;
+pub mod text;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use apply::{apply, undo, AppliedChange, History, Selection};
+pub use format::EditFormat;
+pub use proposal::{BlockProblem, ChangeKind, FileChange, Snapshot};
+
+use crate::assistant::PromptReport;
+use crate::error::Result;
+use crate::inference::{StopReason, Usage};
+use crate::records::RecordDir;
+
+/// One "change X" request and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: String,
+    pub instruction: String,
+    pub created_at: u64,
+    pub model: String,
+    pub format: EditFormat,
+    /// What went into the prompt.
+    pub context: PromptReport,
+    /// The model's answer, as it wrote it.
+    pub answer: String,
+    pub stop: StopReason,
+    pub usage: Usage,
+    pub files: Vec<FileChange>,
+    /// Edit blocks that could not be used, and why.
+    pub problems: Vec<BlockProblem>,
+}
+
+impl Proposal {
+    /// Why the proposal has nothing to apply, for the user; `None` when it has changes.
+    pub fn empty_reason(&self) -> Option<String> {
+        if !self.files.is_empty() {
+            return None;
+        }
+        Some(if self.problems.is_empty() {
+            "the model's answer contained no usable edit (no file block in the expected format)".to_string()
+        } else {
+            format!("the model's answer contained no usable edit ({} block(s) could not be used)", self.problems.len())
+        })
+    }
+}
+
+/// A project's proposals, kept so the app can apply one later and history can name it.
+pub struct Proposals {
+    records: RecordDir,
+}
+
+impl Proposals {
+    /// The proposals in a project's data folder.
+    pub fn new(project_data: &std::path::Path) -> Proposals {
+        Proposals { records: RecordDir::new(project_data.join("proposals"), "proposal") }
+    }
+
+    pub fn save(&self, p: &Proposal) -> Result<()> {
+        self.records.save(&p.id, p)
+    }
+
+    pub fn load(&self, id: &str) -> Result<Proposal> {
+        self.records.load(id)
+    }
+
+    pub fn latest(&self) -> Result<Option<Proposal>> {
+        Ok(self.records.list::<Proposal>()?.0.into_iter().next().map(|(_, p)| p))
+    }
+}
+
+/// The applied-change history in a project's data folder.
+pub fn history(project_data: &std::path::Path) -> History {
+    History::new(PathBuf::from(project_data).join("history"))
+}

@@ -1,0 +1,388 @@
+//! Reading edits out of a model's answer, tolerantly.
+//!
+//! Two formats are asked for (see [`super::format`]): whole files, each a fenced code block
+//! after its path, and search/replace blocks (`<<<<<<< SEARCH` / `=======` / `>>>>>>> REPLACE`)
+//! after their path. Small models drift from either: missing or wrong language tags, the path
+//! in bold or backticks or a heading or on the fence line, a fence never closed, marker lines
+//! with the wrong number of characters. All of that is accepted here; what cannot be read is a
+//! [`ParseProblem`] naming the block, never a panic.
+
+use serde::{Deserialize, Serialize};
+
+/// One edit as the model wrote it, before its path is matched to the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditBlock {
+    /// 1-based, in the order the blocks appear in the answer.
+    pub number: usize,
+    /// The path as written (cleaned of markdown decoration).
+    pub path: String,
+    pub action: EditAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EditAction {
+    /// The file's complete new content.
+    WholeFile { content: String },
+    /// Replace the first occurrence of `search` with `replace`; an empty `search` creates a file.
+    SearchReplace { search: String, replace: String },
+    /// Delete the file.
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParseProblem {
+    pub block: usize,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParsedAnswer {
+    pub blocks: Vec<EditBlock>,
+    pub problems: Vec<ParseProblem>,
+}
+
+/// Parses every edit in `answer`. Fenced blocks without markers count as whole files only
+/// when `whole_files` is set: in search/replace answers they are usually illustrations.
+pub fn parse(answer: &str, whole_files: bool) -> ParsedAnswer {
+    let lines: Vec<&str> = answer.lines().collect();
+    let mut out = ParsedAnswer::default();
+    let mut last_path: Option<String> = None;
+    // The closing line of a fence that only wraps search/replace blocks.
+    let mut wrapper_close: Option<usize> = None;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if wrapper_close == Some(i) {
+            wrapper_close = None;
+            i += 1;
+        } else if let Some(path) = delete_line(line) {
+            push(&mut out, path, EditAction::Delete);
+            i += 1;
+        } else if marker(line) == Some(Marker::Search) {
+            let path = path_before(&lines, i, true).or_else(|| last_path.clone());
+            i = search_replace(&lines, i, path, &mut out, &mut last_path);
+        } else if let Some(fence) = fence_open(line) {
+            let close = (i + 1..lines.len()).find(|&j| fence_closes(lines[j], &fence));
+            let end = close.unwrap_or(lines.len());
+            let body = &lines[i + 1..end];
+            if body.iter().any(|l| marker(l) == Some(Marker::Search)) {
+                // Search/replace blocks inside a fence: the fence only wraps them.
+                let path = fence.info_path.clone().or_else(|| path_before(&lines, i, false));
+                if path.is_some() {
+                    last_path = path;
+                }
+                wrapper_close = close;
+                i += 1;
+                continue;
+            }
+            if whole_files {
+                let path = fence.info_path.clone().or_else(|| path_before(&lines, i, false));
+                let number = out.blocks.len() + out.problems.len() + 1;
+                match (path, close) {
+                    (Some(p), Some(_)) => {
+                        let mut content = body.join("\n");
+                        content.push('\n');
+                        push(&mut out, p, EditAction::WholeFile { content: trim_blank_edges(&content) });
+                    }
+                    (Some(p), None) => out.problems.push(ParseProblem {
+                        block: number,
+                        reason: format!("the code block for {p} is never closed (the answer was probably cut off), so it is not a whole file"),
+                    }),
+                    (None, _) => out.problems.push(ParseProblem {
+                        block: number,
+                        reason: format!("the code block at answer line {} has no file path before it", i + 1),
+                    }),
+                }
+            }
+            i = end + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn push(out: &mut ParsedAnswer, path: String, action: EditAction) {
+    let number = out.blocks.len() + out.problems.len() + 1;
+    out.blocks.push(EditBlock { number, path, action });
+}
+
+/// Reads one SEARCH/REPLACE block starting at `start`; returns the line after it.
+fn search_replace(
+    lines: &[&str],
+    start: usize,
+    path: Option<String>,
+    out: &mut ParsedAnswer,
+    last_path: &mut Option<String>,
+) -> usize {
+    let number = out.blocks.len() + out.problems.len() + 1;
+    let divider = (start + 1..lines.len()).find(|&j| marker(lines[j]).is_some());
+    let Some(divider) = divider.filter(|&d| marker(lines[d]) == Some(Marker::Divider)) else {
+        out.problems.push(ParseProblem { block: number, reason: "a SEARCH section has no ======= line after it".into() });
+        return divider.unwrap_or(lines.len());
+    };
+    let end = (divider + 1..lines.len()).find(|&j| marker(lines[j]).is_some());
+    let Some(end) = end.filter(|&e| marker(lines[e]) == Some(Marker::Replace)) else {
+        out.problems.push(ParseProblem {
+            block: number,
+            reason: "a search/replace block is not closed with >>>>>>> REPLACE (the answer was probably cut off)".into(),
+        });
+        return end.unwrap_or(lines.len());
+    };
+    let section = |from: usize, to: usize| {
+        let mut s = lines[from..to].join("\n");
+        if to > from {
+            s.push('\n');
+        }
+        s
+    };
+    match path {
+        Some(p) => {
+            *last_path = Some(p.clone());
+            let action = EditAction::SearchReplace { search: section(start + 1, divider), replace: section(divider + 1, end) };
+            push(out, p, action);
+        }
+        None => out.problems.push(ParseProblem { block: number, reason: "a search/replace block has no file path before it".into() }),
+    }
+    end + 1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Search,
+    Divider,
+    Replace,
+}
+
+/// `<<<<<<< SEARCH`, `=======`, `>>>>>>> REPLACE`, with 5 to 9 marker characters.
+fn marker(line: &str) -> Option<Marker> {
+    let t = line.trim();
+    let run = |c: char| {
+        let n = t.chars().take_while(|&x| x == c).count();
+        (5..=9).contains(&n).then(|| t[n..].trim())
+    };
+    if let Some(rest) = run('<') {
+        return rest.eq_ignore_ascii_case("search").then_some(Marker::Search);
+    }
+    if let Some(rest) = run('=') {
+        return rest.is_empty().then_some(Marker::Divider);
+    }
+    if let Some(rest) = run('>') {
+        return rest.eq_ignore_ascii_case("replace").then_some(Marker::Replace);
+    }
+    None
+}
+
+struct Fence {
+    ch: char,
+    len: usize,
+    info_path: Option<String>,
+}
+
+fn fence_open(line: &str) -> Option<Fence> {
+    let t = line.trim_start();
+    let ch = t.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let len = t.chars().take_while(|&c| c == ch).count();
+    if len < 3 {
+        return None;
+    }
+    let info = t[len..].trim();
+    if info.contains('`') {
+        return None;
+    }
+    // `​```python src/app.py`, `​```src/app.py`, `​```python:src/app.py`
+    let info_path = info
+        .split(|c: char| c.is_whitespace() || c == ':')
+        .filter(|w| !w.is_empty())
+        .find(|w| looks_like_path(w))
+        .map(clean_path);
+    Some(Fence { ch, len, info_path })
+}
+
+fn fence_closes(line: &str, fence: &Fence) -> bool {
+    let t = line.trim();
+    t.chars().all(|c| c == fence.ch) && t.len() >= fence.len
+}
+
+/// `DELETE path` (or `Delete file: path`) on a line of its own.
+fn delete_line(line: &str) -> Option<String> {
+    let t = line.trim().trim_matches('*').trim();
+    let lower = t.to_ascii_lowercase();
+    let rest = ["delete file:", "delete file", "delete:", "delete"]
+        .iter()
+        .find_map(|p| {
+            let after = t.get(p.len()..)?;
+            let whole_word = p.ends_with(':') || after.starts_with(|c: char| c.is_whitespace() || c == ':');
+            (lower.starts_with(p) && whole_word).then(|| after.trim_start_matches(':').trim())
+        })?;
+    let rest = rest.trim_matches(|c| c == '`' || c == '*' || c == '"');
+    (!rest.contains(' ') && looks_like_path(rest)).then(|| clean_path(rest))
+}
+
+/// The path written just above line `at`: the nearest non-blank line within two lines,
+/// skipping fence lines when `skip_fences` (a SEARCH marker right after ```` ```lang ````).
+fn path_before(lines: &[&str], at: usize, skip_fences: bool) -> Option<String> {
+    let mut seen = 0;
+    for j in (0..at).rev() {
+        let l = lines[j].trim();
+        if l.is_empty() {
+            continue;
+        }
+        if skip_fences {
+            if let Some(f) = fence_open(l) {
+                if let Some(p) = f.info_path {
+                    return Some(p);
+                }
+                continue;
+            }
+        }
+        if marker(l) == Some(Marker::Replace) {
+            return None;
+        }
+        if let Some(p) = path_in_line(l) {
+            return Some(p);
+        }
+        seen += 1;
+        if seen >= 2 {
+            return None;
+        }
+    }
+    None
+}
+
+/// A path on a line by itself, possibly decorated: `**src/a.rs**`, `` `src/a.rs`: ``,
+/// `### File: src/a.rs`, `src/a.rs (updated)`.
+fn path_in_line(line: &str) -> Option<String> {
+    let mut t = line.trim().trim_start_matches('#').trim();
+    for prefix in ["file:", "filename:", "path:", "in ", "update ", "create ", "new file:", "modified:"] {
+        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            t = t[prefix.len()..].trim();
+        }
+    }
+    let word = t.split_whitespace().next()?;
+    let cleaned = clean_path(word);
+    let rest_is_note = t.split_whitespace().count() == 1 || t[word.len()..].trim_start().starts_with('(');
+    (rest_is_note && looks_like_path(&cleaned)).then_some(cleaned)
+}
+
+fn clean_path(p: &str) -> String {
+    p.trim()
+        .trim_matches(|c| matches!(c, '`' | '*' | '"' | '\'' | '_'))
+        .trim_end_matches(':')
+        .trim_matches(|c| matches!(c, '`' | '*' | '"' | '\''))
+        .replace('\\', "/")
+}
+
+fn looks_like_path(p: &str) -> bool {
+    let p = clean_path(p);
+    !p.is_empty()
+        && p.len() < 260
+        && !p.contains(char::is_whitespace)
+        && (p.contains('/') || p.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric())))
+        && p.chars().all(|c| c.is_alphanumeric() || "/._-+@~$".contains(c))
+}
+
+/// Blank lines a model adds around a file's content are not part of it.
+fn trim_blank_edges(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    let first = lines.iter().position(|l| !l.trim().is_empty());
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    match (first, last) {
+        (Some(f), Some(l)) => lines[f..=l].join("\n") + "\n",
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(answer: &str) -> ParsedAnswer {
+        parse(answer, true)
+    }
+
+    #[test]
+    fn whole_file_with_decorated_paths_and_no_language_tag() {
+        for header in ["src/app.py", "**src/app.py**", "`src/app.py`:", "### File: src/app.py", "src/app.py (updated)"] {
+            let a = whole(&format!("Here you go.\n\n{header}\n```\n\ndef f():\n    return 1\n\n```\nDone."));
+            assert_eq!(a.problems, vec![], "{header}");
+            assert_eq!(a.blocks.len(), 1, "{header}");
+            assert_eq!(a.blocks[0].path, "src/app.py");
+            assert_eq!(a.blocks[0].action, EditAction::WholeFile { content: "def f():\n    return 1\n".into() });
+        }
+    }
+
+    #[test]
+    fn path_on_the_fence_line() {
+        let a = whole("```python src/app.py\nx = 1\n```\n");
+        assert_eq!(a.blocks[0].path, "src/app.py");
+        let a = whole("~~~~rust:src/lib.rs\nfn a() {}\n~~~~\n");
+        assert_eq!(a.blocks[0].path, "src/lib.rs");
+    }
+
+    #[test]
+    fn unclosed_whole_file_is_a_problem_not_an_edit() {
+        let a = whole("src/app.py\n```python\ndef f():\n");
+        assert!(a.blocks.is_empty());
+        assert!(a.problems[0].reason.contains("never closed"), "{:?}", a.problems);
+    }
+
+    #[test]
+    fn code_block_without_a_path_is_reported() {
+        let a = whole("Try this:\n\n```python\nx = 1\n```\n");
+        assert!(a.blocks.is_empty());
+        assert!(a.problems[0].reason.contains("no file path"), "{:?}", a.problems);
+    }
+
+    #[test]
+    fn search_replace_in_and_out_of_fences_with_sloppy_markers() {
+        let a = parse(
+            "src/a.rs\n```rust\n<<<<<<< SEARCH\nfn a() {}\n=======\nfn a() { 1 }\n>>>>>>> REPLACE\n\n<<<<<<<< search\nfn b() {}\n========\n>>>>>>>>> replace\n```\n\nsrc/c.rs\n<<<<<<< SEARCH\n=======\nnew\n>>>>>>> REPLACE\n",
+            false,
+        );
+        assert_eq!(a.problems, vec![]);
+        let paths: Vec<_> = a.blocks.iter().map(|b| b.path.as_str()).collect();
+        assert_eq!(paths, ["src/a.rs", "src/a.rs", "src/c.rs"]);
+        assert_eq!(a.blocks[1].action, EditAction::SearchReplace { search: "fn b() {}\n".into(), replace: "".into() });
+        assert_eq!(a.blocks[2].action, EditAction::SearchReplace { search: "".into(), replace: "new\n".into() });
+    }
+
+    #[test]
+    fn whole_file_after_a_fenced_search_replace() {
+        let a = whole("a.py\n```\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n```\n\nb.py\n```python\nz = 1\n```\n");
+        assert_eq!(a.problems, vec![]);
+        assert_eq!(a.blocks.len(), 2);
+        assert_eq!(a.blocks[1].path, "b.py");
+        assert_eq!(a.blocks[1].action, EditAction::WholeFile { content: "z = 1\n".into() });
+    }
+
+    #[test]
+    fn cut_off_search_replace_is_reported() {
+        let a = parse("src/a.rs\n<<<<<<< SEARCH\nfn a() {}\n=======\nfn a() { 1 }\n", false);
+        assert!(a.blocks.is_empty());
+        assert!(a.problems[0].reason.contains("not closed"));
+    }
+
+    #[test]
+    fn delete_lines() {
+        let a = whole("DELETE old/unused.py\n**Delete file: `x/y.rs`**\n");
+        assert_eq!(a.blocks.iter().map(|b| (&b.path[..], &b.action)).collect::<Vec<_>>(), [
+            ("old/unused.py", &EditAction::Delete),
+            ("x/y.rs", &EditAction::Delete)
+        ]);
+    }
+
+    #[test]
+    fn prose_is_not_an_edit() {
+        let a = whole("I cannot help with that. The function is in main.rs and works.\ndeleted.py\nDelete the old code.\n");
+        assert_eq!(a, ParsedAnswer::default());
+        assert_eq!(parse("```\nexample\n```", false), ParsedAnswer::default());
+    }
+
+    #[test]
+    fn markdown_file_content_with_inner_tagged_fences() {
+        let a = whole("README.md\n````markdown\n# T\n```sh\nmake\n```\n````\n");
+        assert_eq!(a.blocks[0].action, EditAction::WholeFile { content: "# T\n```sh\nmake\n```\n".into() });
+    }
+}
