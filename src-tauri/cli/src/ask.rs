@@ -1,15 +1,16 @@
-//! `perimeter ask`: one question to the model, the answer streamed to stdout as it decodes.
+//! `perimeter ask`: a question to the model, the answer streamed to stdout as it decodes.
+//! With `--project`, the answer is grounded in the project's index and kept in a conversation.
 
-use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use perimeter_engine::inference::{
-    CancellationToken, ChatMessage, ComputeDtype, GenerationParams, LoadOptions, StopReason,
-};
+use perimeter_engine::assistant::{self, Conversation, Conversations, PromptReport, RequestOptions, Turn};
+use perimeter_engine::inference::{ChatMessage, ComputeDtype, GenerationParams, LoadOptions};
 use serde_json::json;
 
 use crate::load::load_model;
+use crate::stream::{cancel_on_ctrl_c, finish, finish_text, json_error, stdout_sink};
 
 const SYSTEM_PROMPT: &str = "You are Perimeter, a coding assistant running entirely on the user's machine. \
 Answer concisely and precisely.";
@@ -18,6 +19,18 @@ Answer concisely and precisely.";
 pub struct AskArgs {
     /// The question.
     question: String,
+    /// Answer from this project folder (indexed first; only changes are re-read).
+    #[arg(long)]
+    project: Option<PathBuf>,
+    /// Continue this conversation (`perimeter conversations --project DIR` lists them).
+    #[arg(long, requires = "project", conflicts_with = "continue_last")]
+    conversation: Option<String>,
+    /// Continue the project's most recent conversation.
+    #[arg(long = "continue", requires = "project")]
+    continue_last: bool,
+    /// After the answer, list the excerpts that went into the prompt (path, lines, tokens).
+    #[arg(long, requires = "project")]
+    show_context: bool,
     /// An installed model's name, or the path of a .gguf file (default: the largest installed).
     #[arg(long)]
     model: Option<String>,
@@ -29,6 +42,12 @@ pub struct AskArgs {
     /// Sampling temperature; without it decoding is greedy (deterministic).
     #[arg(long)]
     temperature: Option<f64>,
+    /// Use at most this many tokens of the model's context window (prompts cost time on a CPU).
+    #[arg(long)]
+    context_tokens: Option<usize>,
+    /// Excerpts to retrieve from the project.
+    #[arg(long, default_value_t = 8)]
+    excerpts: usize,
     /// Precision of activations: auto, f32, f16, bf16.
     #[arg(long, default_value = "auto")]
     dtype: ComputeDtype,
@@ -36,66 +55,157 @@ pub struct AskArgs {
 
 pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
     let json = args.json;
-    match answer(args).await {
-        Ok(code) => Ok(code),
-        Err(e) if json => {
-            println!("{}", json!({ "event": "error", "message": format!("{e:#}") }));
-            Ok(ExitCode::FAILURE)
-        }
-        Err(e) => Err(e),
+    let result = if args.project.is_some() { ask_project(args).await } else { ask_model(args).await };
+    match result {
+        Err(e) if json => Ok(json_error(&e)),
+        other => other,
     }
 }
 
-async fn answer(args: AskArgs) -> anyhow::Result<ExitCode> {
+/// A question to the model alone.
+async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
     let model = load_model(args.model.as_deref(), &options, !args.json).await?;
-
-    let cancel = CancellationToken::new();
-    // Ctrl-C stops generation and still prints what was produced; a second one exits.
-    let on_interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-
+    let cancel = cancel_on_ctrl_c();
     let messages = [ChatMessage::system(SYSTEM_PROMPT), ChatMessage::user(&args.question)];
     let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature };
-    let json = args.json;
-    let mut sink = |text: &str| {
-        let mut stdout = std::io::stdout();
-        let written = if json {
-            writeln!(stdout, "{}", json!({ "event": "token", "text": text }))
-        } else {
-            write!(stdout, "{text}")
-        };
-        // A closed stdout (e.g. `| head`) stops generation instead of wasting the CPU.
-        written.and_then(|_| stdout.flush()).is_ok()
-    };
-    let generation = model.generate(&messages, &params, &mut sink, &cancel).await?;
+    let generation = model.generate(&messages, &params, &mut stdout_sink(args.json), &cancel).await?;
+    finish(&generation, args.json);
+    Ok(ExitCode::SUCCESS)
+}
 
-    if json {
-        let done = json!({ "event": "done", "stop": generation.stop, "usage": generation.usage });
+/// A question about a project, in a conversation that is saved after every answer.
+async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.project.clone().expect("checked by the caller");
+    let index = crate::index::open(&dir)?;
+    crate::index::update(&index, !args.json)?;
+    let conversations = Conversations::new(index.data_dir());
+    let mut conversation = match (&args.conversation, args.continue_last) {
+        (Some(id), _) => conversations.load(id)?,
+        (None, true) => match conversations.list()?.first() {
+            Some(latest) => conversations.load(&latest.id)?,
+            None => Conversation::new(),
+        },
+        (None, false) => Conversation::new(),
+    };
+
+    let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
+    let model = load_model(args.model.as_deref(), &options, !args.json).await?;
+    let cancel = cancel_on_ctrl_c();
+    let request = RequestOptions {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        max_context_tokens: args.context_tokens,
+        retrieve: args.excerpts,
+    };
+    let turn = assistant::ask(
+        &model,
+        &index,
+        &mut conversation,
+        &args.question,
+        &request,
+        &mut stdout_sink(args.json),
+        &cancel,
+    )
+    .await?;
+    conversations.save(&conversation)?;
+
+    if args.json {
+        let done = json!({
+            "event": "done",
+            "conversation": conversation.id,
+            "stop": turn.stop,
+            "usage": turn.usage,
+            "context": turn.context,
+            "citations": turn.citations,
+        });
         println!("{done}");
     } else {
-        if !generation.text.ends_with('\n') {
-            println!();
+        finish_text(&turn.answer, turn.stop, &turn.usage);
+        print_citations(&turn);
+        if args.show_context {
+            print_context(&turn.context);
         }
-        let u = &generation.usage;
-        let mut line = format!("{} tokens", u.completion_tokens);
-        if let Some(r) = u.decode_tokens_per_s {
-            line += &format!(", {r:.1} tok/s");
+        for note in &turn.context.notes {
+            eprintln!("note: {note}");
         }
-        if let Some(t) = u.time_to_first_token_ms {
-            line += &format!(", first token after {:.2} s", t / 1000.0);
+        eprintln!("conversation {} — continue it with --continue", conversation.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_citations(turn: &Turn) {
+    if turn.citations.is_empty() {
+        return;
+    }
+    let list: Vec<String> = turn
+        .citations
+        .iter()
+        .map(|c| match &c.problem {
+            None => c.text.clone(),
+            Some(p) => format!("{} (not found: {p})", c.text),
+        })
+        .collect();
+    eprintln!("cited: {}", list.join(", "));
+}
+
+/// The `--show-context` table: what the model was shown, and what was left out.
+pub fn print_context(r: &PromptReport) {
+    println!(
+        "\ncontext: {} of {} tokens in the prompt, {} left for the answer; {} earlier exchange(s)",
+        r.prompt_tokens, r.context_window, r.answer_tokens, r.exchanges_included
+    );
+    for e in &r.included {
+        println!("  {}:{}-{}  {} tokens  (score {:.2})", e.path, e.start_line, e.end_line, e.tokens, e.score);
+    }
+    for e in &r.dropped {
+        println!("  left out: {}:{}-{}  {} tokens", e.path, e.start_line, e.end_line, e.tokens);
+    }
+}
+
+#[derive(Args)]
+pub struct ConversationsArgs {
+    #[arg(long)]
+    project: PathBuf,
+    /// Delete this conversation.
+    #[arg(long)]
+    delete: Option<String>,
+    /// Print this conversation in full.
+    #[arg(long, conflicts_with = "delete")]
+    show: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `perimeter conversations`: list, show or delete a project's conversations.
+pub fn run_conversations(args: ConversationsArgs) -> anyhow::Result<ExitCode> {
+    let index = crate::index::open(&args.project)?;
+    let store = Conversations::new(index.data_dir());
+    if let Some(id) = &args.delete {
+        if !store.delete(id)? {
+            anyhow::bail!("no conversation {id} in this project");
         }
-        if generation.stop == StopReason::Cancelled {
-            line += " (stopped)";
+        println!("deleted conversation {id}");
+    } else if let Some(id) = &args.show {
+        let c = store.load(id)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&c)?);
+        } else {
+            for t in &c.turns {
+                println!("> {}\n\n{}\n", t.question, t.answer.trim_end());
+            }
         }
-        eprintln!("— {line}");
+    } else {
+        let all = store.list()?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else if all.is_empty() {
+            println!("no conversations yet — `perimeter ask --project DIR \"question\"`");
+        } else {
+            for c in all {
+                println!("{}  {:>3} turn(s)  {}", c.id, c.turns, c.title);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

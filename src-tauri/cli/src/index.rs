@@ -45,7 +45,7 @@ pub struct WatchArgs {
 }
 
 /// Opens the index of `dir`, adding it to the project list first (as the app's "Open folder").
-fn open(dir: &PathBuf) -> anyhow::Result<ProjectIndex> {
+pub(crate) fn open(dir: &PathBuf) -> anyhow::Result<ProjectIndex> {
     let project = Projects::default_location().add(dir)?;
     Ok(ProjectIndex::open(&project.root, &project.index_dir)?)
 }
@@ -93,7 +93,7 @@ pub fn run_projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {
 
 /// Brings the index up to date with a progress bar (files, MB/s, ETA); Ctrl-C stops it
 /// cleanly, keeping what was committed.
-fn update(index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSummary> {
+pub(crate) fn update(index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSummary> {
     let bar = if show { ProgressBar::new(0) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("indexing [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}")

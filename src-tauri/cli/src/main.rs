@@ -3,11 +3,13 @@
 
 mod ask;
 mod bench;
+mod edit;
 mod hw;
 mod index;
 mod load;
 mod models;
 mod progress;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -30,8 +32,18 @@ enum Command {
     /// List, import and verify models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
-    /// Ask the model a question; the answer streams to stdout.
+    /// Ask a question (about a project, with --project); the answer streams to stdout.
     Ask(ask::AskArgs),
+    /// List, show or delete a project's conversations.
+    Conversations(ask::ConversationsArgs),
+    /// Ask for a change to a project; prints the proposed diff (--apply to write it).
+    Edit(edit::EditArgs),
+    /// Apply a proposal (the latest, or by id), whole or chosen hunks/files.
+    Apply(edit::ApplyArgs),
+    /// Undo an applied change (the latest, or by id), restoring the exact previous bytes.
+    Undo(edit::UndoArgs),
+    /// The changes applied to a project.
+    History(edit::HistoryArgs),
     /// Add, list and remove projects.
     #[command(subcommand)]
     Projects(index::ProjectsCommand),
@@ -68,6 +80,11 @@ fn main() -> ExitCode {
             Command::Hw(args) => hw::run(args),
             Command::Models(cmd) => models::run(cmd),
             Command::Ask(args) => ask::run(args).await,
+            Command::Conversations(args) => ask::run_conversations(args),
+            Command::Edit(args) => edit::run_edit(args).await,
+            Command::Apply(args) => edit::run_apply(args),
+            Command::Undo(args) => edit::run_undo(args),
+            Command::History(args) => edit::run_history(args),
             Command::Bench(cmd) => bench::run(cmd).await,
             Command::Index(args) => index::run_index(args),
             Command::Projects(cmd) => index::run_projects(cmd),

@@ -15,13 +15,11 @@ pub use citations::Citation;
 pub use conversations::{Conversation, ConversationSummary, Conversations, Turn};
 pub use prompt::{Excerpt, ExcerptUse, PromptReport};
 
-use crate::edit::parse::parse;
-use crate::edit::proposal::{self, Snapshot};
-use crate::edit::{EditFormat, Proposal};
+use crate::edit::{propose, EditAnswer, EditFormat, Proposal, Snapshot};
 use crate::error::Result;
 use crate::index::{ProjectIndex, SearchOptions};
 use crate::inference::{CancellationToken, GenerationParams, LocalModel, TokenSink};
-use crate::records::{new_id, now};
+use crate::records::now;
 use prompt::{assemble, PromptRequest};
 
 /// Settings shared by questions and edits.
@@ -122,7 +120,6 @@ pub async fn propose_edit(
     sink: &mut dyn TokenSink,
     cancel: &CancellationToken,
 ) -> Result<Proposal> {
-    let created_at = now();
     let format = format.unwrap_or_else(|| EditFormat::for_model(model.info.parameter_count));
     let root = index.root().to_path_buf();
     let known = index.paths()?;
@@ -161,19 +158,12 @@ pub async fn propose_edit(
 
     let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
     let generation = model.generate(&messages, &params, sink, cancel).await?;
-    let parsed = parse(&generation.text, format == EditFormat::WholeFile);
-    let changes = proposal::build(&root, &parsed, &seen, &known);
-    Ok(Proposal {
-        id: new_id(),
-        instruction: instruction.to_string(),
-        created_at,
+    let answer = EditAnswer {
         model: model.name(),
-        format,
-        context,
-        answer: generation.text,
+        text: generation.text,
         stop: generation.stop,
         usage: generation.usage,
-        files: changes.files,
-        problems: changes.problems,
-    })
+        context,
+    };
+    Ok(propose(&root, &known, instruction, format, answer, &seen))
 }

@@ -97,6 +97,19 @@ pub fn apply(
     files: &[FileChange],
     selection: &Selection,
 ) -> Result<AppliedChange> {
+    apply_using(root, history, proposal_id, instruction, files, selection, &write_one)
+}
+
+/// [`apply`] with the file writer as a parameter, so tests can make a write fail part-way.
+fn apply_using(
+    root: &Path,
+    history: &History,
+    proposal_id: &str,
+    instruction: &str,
+    files: &[FileChange],
+    selection: &Selection,
+    write: &dyn Fn(&Planned) -> Result<()>,
+) -> Result<AppliedChange> {
     let plan = plan(root, files, selection)?;
     let id = new_id();
     let mut record = AppliedChange {
@@ -127,7 +140,7 @@ pub fn apply(
     history.records.save(&id, &record)?;
 
     for (n, p) in plan.iter().enumerate() {
-        if let Err(e) = write_one(p) {
+        if let Err(e) = write(p) {
             // Put back what was already written, newest first; the record goes with it.
             for q in plan[..n].iter().rev() {
                 let _ = restore(&q.target, q.before.as_ref().map(|(b, perm)| (b.as_slice(), perm.clone())));
@@ -310,4 +323,41 @@ fn permissions(mode: Option<u32>) -> std::fs::Permissions {
     let mut p = std::fs::metadata(".").map(|m| m.permissions()).expect("cwd");
     p.set_readonly(mode.is_some_and(|m| m & 0o200 == 0));
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edit::parse::parse;
+    use crate::edit::proposal::build;
+
+    #[test]
+    fn a_failed_write_puts_back_the_files_already_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("p");
+        std::fs::create_dir(&root).unwrap();
+        for f in ["a.txt", "b.txt", "c.txt"] {
+            std::fs::write(root.join(f), format!("{f} before\n")).unwrap();
+        }
+        let known: Vec<String> = ["a.txt", "b.txt", "c.txt"].map(String::from).to_vec();
+        let answer = "a.txt\n```\na after\n```\nb.txt\n```\nb after\n```\nnew/c.txt\n```\nc\n```\n";
+        let changes = build(&root, &parse(answer, true), &Default::default(), &known);
+        assert_eq!(changes.files.len(), 3);
+        let history = History::new(tmp.path().join("history"));
+        // The third write fails, as on a full disk.
+        let failing = |p: &Planned| {
+            if p.change.path == "new/c.txt" {
+                return Err(Error::io(&p.target, std::io::Error::from_raw_os_error(28)));
+            }
+            write_one(p)
+        };
+        let e = apply_using(&root, &history, "p1", "x", &changes.files, &Selection::All, &failing).unwrap_err();
+        assert!(e.to_string().contains("No space left"), "{e}");
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "a.txt before\n");
+        assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "b.txt before\n");
+        assert!(history.list().unwrap().is_empty(), "no record of a change that did not happen");
+        // With a writer that works, the same proposal applies.
+        apply(&root, &history, "p1", "x", &changes.files, &Selection::All).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("new/c.txt")).unwrap(), "c\n");
+    }
 }

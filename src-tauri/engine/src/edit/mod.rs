@@ -58,6 +58,43 @@ impl Proposal {
     }
 }
 
+/// A model's answer to an edit request, with how it came about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditAnswer {
+    pub model: String,
+    pub text: String,
+    pub stop: StopReason,
+    pub usage: Usage,
+    pub context: PromptReport,
+}
+
+/// Turns a model's answer into a proposal for the project at `root` (`known`: its files).
+/// `seen` holds the files as the model was shown them; files it was not shown are read now.
+pub fn propose(
+    root: &std::path::Path,
+    known: &[String],
+    instruction: &str,
+    format: EditFormat,
+    answer: EditAnswer,
+    seen: &std::collections::HashMap<String, Snapshot>,
+) -> Proposal {
+    let parsed = parse::parse(&answer.text, format == EditFormat::WholeFile);
+    let changes = proposal::build(root, &parsed, seen, known);
+    Proposal {
+        id: crate::records::new_id(),
+        instruction: instruction.to_string(),
+        created_at: crate::records::now(),
+        model: answer.model,
+        format,
+        context: answer.context,
+        answer: answer.text,
+        stop: answer.stop,
+        usage: answer.usage,
+        files: changes.files,
+        problems: changes.problems,
+    }
+}
+
 /// A project's proposals, kept so the app can apply one later and history can name it.
 pub struct Proposals {
     records: RecordDir,

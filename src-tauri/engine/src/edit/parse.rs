@@ -256,7 +256,7 @@ fn path_before(lines: &[&str], at: usize, skip_fences: bool) -> Option<String> {
 fn path_in_line(line: &str) -> Option<String> {
     let mut t = line.trim().trim_start_matches('#').trim();
     for prefix in ["file:", "filename:", "path:", "in ", "update ", "create ", "new file:", "modified:"] {
-        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        if t.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix)) {
             t = t[prefix.len()..].trim();
         }
     }

@@ -45,8 +45,10 @@ pub fn resolve(written: &str, root: &Path, known: &[String]) -> Result<Resolved>
     if let Some(k) = unique(known.iter().filter(|k| k.eq_ignore_ascii_case(&p)).collect()) {
         return Ok(Resolved::Existing(k));
     }
-    // The tail of a real path (`lib.rs` for `src/lib.rs`), or a real path behind extra folders.
-    if let Some(k) = unique(known.iter().filter(|k| k.ends_with(&format!("/{p}")) || p.ends_with(&format!("/{k}"))).collect()) {
+    // The tail of a real path (`lib.rs` for `src/lib.rs`), or a real path of at least two
+    // parts behind extra folders (`proj/src/lib.rs`; but `new/c.txt` is not `c.txt`).
+    let behind = |k: &String| k.contains('/') && p.ends_with(&format!("/{k}"));
+    if let Some(k) = unique(known.iter().filter(|k| k.ends_with(&format!("/{p}")) || behind(k)).collect()) {
         return Ok(Resolved::Existing(k));
     }
     lexically_inside(&p)?;
@@ -113,6 +115,7 @@ mod tests {
         // Ambiguous tails are not guessed.
         assert_eq!(resolve("main.rs", root, &known()).unwrap(), Resolved::New("main.rs".into()));
         assert_eq!(resolve("src/new.rs", root, &known()).unwrap(), Resolved::New("src/new.rs".into()));
+        assert_eq!(resolve("docs/README.md", root, &known()).unwrap(), Resolved::New("docs/README.md".into()));
     }
 
     #[test]

@@ -1,0 +1,272 @@
+//! `perimeter edit`, `apply`, `undo` and `history`: changes proposed by the model, shown as
+//! unified diffs, applied whole or hunk by hunk, and undone.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use perimeter_engine::assistant::{self, PromptReport, RequestOptions};
+use perimeter_engine::edit::{self, EditAnswer, EditFormat, Proposal, Proposals, Selection};
+use perimeter_engine::index::ProjectIndex;
+use perimeter_engine::inference::{ComputeDtype, LoadOptions, StopReason, Usage};
+use serde_json::json;
+
+use crate::load::load_model;
+use crate::stream::{cancel_on_ctrl_c, json_error, stdout_sink};
+
+#[derive(Args)]
+pub struct EditArgs {
+    /// What to change, in words.
+    instruction: String,
+    #[arg(long)]
+    project: PathBuf,
+    /// Apply the whole proposal once it is made.
+    #[arg(long, conflicts_with = "apply_hunks")]
+    apply: bool,
+    /// Apply only these hunks (numbers as printed), e.g. 1,3.
+    #[arg(long, value_delimiter = ',')]
+    apply_hunks: Option<Vec<usize>>,
+    /// Edit format: whole-file or search-replace (default: by model size).
+    #[arg(long)]
+    format: Option<EditFormat>,
+    /// Use this text as the model's answer instead of generating one (an answer you got
+    /// elsewhere, or a saved one); the files are read as they are now.
+    #[arg(long)]
+    answer_file: Option<PathBuf>,
+    /// Print the model's answer as it streams (the diff follows).
+    #[arg(long)]
+    stream: bool,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 2048)]
+    max_tokens: usize,
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Use at most this many tokens of the model's context window.
+    #[arg(long)]
+    context_tokens: Option<usize>,
+    /// Files to show the model (besides those the instruction names).
+    #[arg(long, default_value_t = 3)]
+    files: usize,
+    #[arg(long, default_value = "auto")]
+    dtype: ComputeDtype,
+    /// After the diff, list the files that went into the prompt.
+    #[arg(long)]
+    show_context: bool,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    #[arg(long)]
+    project: PathBuf,
+    /// The proposal to apply (default: the latest).
+    id: Option<String>,
+    /// Only these hunks, e.g. 1,3.
+    #[arg(long, value_delimiter = ',', conflicts_with = "files")]
+    hunks: Option<Vec<usize>>,
+    /// Only these files.
+    #[arg(long, value_delimiter = ',')]
+    files: Option<Vec<String>>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct UndoArgs {
+    #[arg(long)]
+    project: PathBuf,
+    /// The change to undo (default: the latest not yet undone).
+    id: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    project: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run_edit(args: EditArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match edit(args).await {
+        Err(e) if json => Ok(json_error(&e)),
+        other => other,
+    }
+}
+
+async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
+    let index = crate::index::open(&args.project)?;
+    crate::index::update(&index, !args.json)?;
+    let proposal = match &args.answer_file {
+        Some(file) => from_answer_file(&index, &args, file)?,
+        None => {
+            let model = load_model(args.model.as_deref(), &LoadOptions { dtype: args.dtype, ..LoadOptions::default() }, !args.json).await?;
+            let cancel = cancel_on_ctrl_c();
+            let options = RequestOptions {
+                max_tokens: args.max_tokens,
+                temperature: args.temperature,
+                max_context_tokens: args.context_tokens,
+                retrieve: args.files,
+            };
+            let mut quiet = |_: &str| true;
+            let mut sink = stdout_sink(args.json);
+            let sink: &mut dyn perimeter_engine::inference::TokenSink = if args.stream || args.json { &mut sink } else { &mut quiet };
+            if !args.json && !args.stream {
+                eprintln!("asking {} for the change…", model.name());
+            }
+            assistant::propose_edit(&model, &index, &args.instruction, args.format, &options, sink, &cancel).await?
+        }
+    };
+    Proposals::new(index.data_dir()).save(&proposal)?;
+
+    let selection = match (&args.apply_hunks, args.apply) {
+        (Some(h), _) => Some(Selection::Hunks(h.clone())),
+        (None, true) => Some(Selection::All),
+        (None, false) => None,
+    };
+    let applied = match &selection {
+        Some(sel) if !proposal.files.is_empty() => Some(apply(&index, &proposal, sel)?),
+        _ => None,
+    };
+
+    if args.json {
+        println!("{}", json!({ "event": "proposal", "proposal": proposal, "applied": applied }));
+    } else {
+        print_proposal(&proposal);
+        if args.show_context {
+            crate::ask::print_context(&proposal.context);
+        }
+        match (&applied, proposal.empty_reason()) {
+            (_, Some(reason)) => eprintln!("{reason}"),
+            (Some(a), None) => eprintln!("applied as change {} — `perimeter undo --project DIR` reverts it", a.id),
+            (None, None) => eprintln!(
+                "proposal {} — apply with `perimeter apply --project DIR` (or --hunks 1,3)",
+                proposal.id
+            ),
+        }
+    }
+    // No usable edit is an answer, not a crash: exit 3 so scripts can tell it apart.
+    Ok(if proposal.files.is_empty() { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn from_answer_file(index: &ProjectIndex, args: &EditArgs, file: &PathBuf) -> anyhow::Result<Proposal> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let answer = EditAnswer {
+        model: format!("answer file {}", file.display()),
+        text,
+        stop: StopReason::EndOfText,
+        usage: Usage {
+            prompt_tokens: None,
+            completion_tokens: 0,
+            time_to_first_token_ms: None,
+            prompt_tokens_per_s: None,
+            decode_tokens_per_s: None,
+            total_ms: 0.0,
+        },
+        context: PromptReport::default(),
+    };
+    let format = args.format.unwrap_or(EditFormat::WholeFile);
+    Ok(edit::propose(index.root(), &index.paths()?, &args.instruction, format, answer, &HashMap::new()))
+}
+
+fn apply(index: &ProjectIndex, p: &Proposal, selection: &Selection) -> anyhow::Result<edit::AppliedChange> {
+    let history = edit::history(index.data_dir());
+    Ok(edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, selection)?)
+}
+
+/// The proposal as a unified diff, hunks numbered for `--apply-hunks`, coloured on a terminal.
+fn print_proposal(p: &Proposal) {
+    let color = std::io::stdout().is_terminal();
+    let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    for f in &p.files {
+        println!("{}", paint("1", &format!("{:?} {}", f.kind, f.path).to_lowercase()));
+        let mut hunks = f.hunks.iter();
+        for line in f.diff.lines() {
+            if line.starts_with("@@") {
+                let n = hunks.next().map_or(0, |h| h.number);
+                println!("{}  {}", paint("36", line), paint("2", &format!("[hunk {n}]")));
+            } else if line.starts_with("+++") || line.starts_with("---") {
+                println!("{}", paint("1", line));
+            } else if line.starts_with('+') {
+                println!("{}", paint("32", line));
+            } else if line.starts_with('-') {
+                println!("{}", paint("31", line));
+            } else {
+                println!("{line}");
+            }
+        }
+        println!();
+    }
+    for problem in &p.problems {
+        let path = problem.path.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+        println!("{}", paint("33", &format!("block {}{path}: {}", problem.block, problem.reason)));
+        if let Some(c) = &problem.closest {
+            println!("  closest lines, from line {}:", c.start_line);
+            for l in &c.lines {
+                println!("  | {l}");
+            }
+        }
+    }
+}
+
+pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let index = crate::index::open(&args.project)?;
+    let proposals = Proposals::new(index.data_dir());
+    let proposal = match &args.id {
+        Some(id) => proposals.load(id)?,
+        None => proposals.latest()?.ok_or_else(|| anyhow::anyhow!("no proposal yet — `perimeter edit --project DIR \"…\"`"))?,
+    };
+    let selection = match (&args.hunks, &args.files) {
+        (Some(h), _) => Selection::Hunks(h.clone()),
+        (None, Some(f)) => Selection::Files(f.clone()),
+        (None, None) => Selection::All,
+    };
+    let applied = apply(&index, &proposal, &selection)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&applied)?);
+    } else {
+        for f in &applied.files {
+            println!("{:<7} {}", format!("{:?}", f.kind).to_lowercase(), f.path);
+        }
+        println!("applied as change {}", applied.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
+    let index = crate::index::open(&args.project)?;
+    let undone = edit::undo(index.root(), &edit::history(index.data_dir()), args.id.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&undone)?);
+    } else {
+        for f in &undone.files {
+            println!("restored {}", f.path);
+        }
+        println!("undid change {} ({})", undone.id, undone.instruction);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let index = crate::index::open(&args.project)?;
+    let changes = edit::history(index.data_dir()).list()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+    } else if changes.is_empty() {
+        println!("no changes applied yet");
+    } else {
+        for c in changes {
+            let state = if c.undone_at.is_some() { "undone " } else { "applied" };
+            let files: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+            println!("{}  {state}  {}  — {}", c.id, files.join(", "), c.instruction);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
