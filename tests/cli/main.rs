@@ -2,6 +2,8 @@
 //! empty data folder (`PERIMETER_DATA_DIR`) and HOME, as a user on a fresh machine would.
 
 mod ask;
+mod ask_project;
+mod edit;
 mod hw_and_models;
 mod index;
 mod util;

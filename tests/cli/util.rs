@@ -63,3 +63,27 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+/// A copy of a fixture project (tests/fixtures/projects/NAME) inside the sandbox.
+pub fn fixture_project(sb: &Sandbox, name: &str) -> PathBuf {
+    let to = sb.dir.path().join(name);
+    copy_dir(&repo_root().join("tests/fixtures/projects").join(name), &to);
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A recorded model answer from tests/fixtures/edits.
+pub fn edit_fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/edits").join(name)
+}

@@ -125,6 +125,9 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
         }
     };
     Proposals::new(index.data_dir()).save(&proposal)?;
+    if args.stream && !args.json && !proposal.answer.ends_with('\n') {
+        println!();
+    }
 
     let selection = match (&args.apply_hunks, args.apply) {
         (Some(h), _) => Some(Selection::Hunks(h.clone())),

@@ -218,7 +218,11 @@ fn apply_block(
                 Err(closest) => {
                     let mut p = problem(
                         Some(&path),
-                        format!("the block's SEARCH text ({} lines) is not in {path}", search.len()),
+                        format!(
+                            "the block's SEARCH text ({} line{}) is not in {path}",
+                            search.len(),
+                            if search.len() == 1 { "" } else { "s" }
+                        ),
                     );
                     p.closest = closest;
                     return Err(p);

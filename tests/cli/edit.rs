@@ -1,0 +1,145 @@
+//! `perimeter edit`, `apply`, `undo`, `history`: with the real development model (which must
+//! end in a proposal or a clear "no usable edit", never a crash) and with recorded answers.
+
+use std::process::Output;
+
+use crate::util::*;
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_dev_model_gives_a_proposal_or_a_clear_no_usable_edit() {
+    let sb = Sandbox::new();
+    sb.import_dev_model();
+    let shop = fixture_project(&sb, "shop");
+    let before = std::fs::read_to_string(shop.join("shop/pricing.py")).unwrap();
+    let out = sb
+        .cmd()
+        .args(["edit", "--json", "--project"])
+        .arg(&shop)
+        .args(["--max-tokens", "120", "--context-tokens", "1024", "--files", "1"])
+        .arg("In shop/pricing.py, change SALES_TAX_RATE to 0.09")
+        .output()
+        .unwrap();
+    let events = json_lines(&out.stdout);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "proposal", "{last}");
+    let proposal = &last["proposal"];
+    // The file the instruction names is what the model was shown.
+    assert_eq!(proposal["context"]["included"][0]["path"], "shop/pricing.py", "{proposal}");
+    match out.status.code() {
+        Some(0) => assert!(!proposal["files"].as_array().unwrap().is_empty()),
+        Some(3) => assert!(proposal["files"].as_array().unwrap().is_empty()),
+        other => panic!("exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+    assert_eq!(std::fs::read_to_string(shop.join("shop/pricing.py")).unwrap(), before, "edit without --apply writes nothing");
+
+    let text = sb
+        .cmd()
+        .args(["edit", "--project"])
+        .arg(&shop)
+        .args(["--max-tokens", "60", "--context-tokens", "1024", "--files", "1"])
+        .arg("Rename Cart.remove to Cart.discard in shop/cart.py")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&text.stderr);
+    assert!(matches!(text.status.code(), Some(0 | 3)), "{stderr}");
+    if text.status.code() == Some(3) {
+        assert!(stderr.contains("the model's answer contained no usable edit"), "{stderr}");
+    }
+}
+
+#[test]
+fn recorded_answer_diff_partial_apply_history_and_undo() {
+    let sb = Sandbox::new();
+    let shop = fixture_project(&sb, "shop");
+    let original = std::fs::read(shop.join("shop/pricing.py")).unwrap();
+    let out = sb
+        .cmd()
+        .args(["edit", "--project"])
+        .arg(&shop)
+        .arg("--answer-file")
+        .arg(edit_fixture("whole-file-well-formed.txt"))
+        .args(["--apply-hunks", "1,3", "change the tax rate"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("--- a/shop/pricing.py\n+++ b/shop/pricing.py\n"), "{stdout}");
+    assert!(stdout.contains("[hunk 1]") && stdout.contains("[hunk 3]"), "{stdout}");
+    assert!(stdout.contains("-SALES_TAX_RATE = 0.0825\n+SALES_TAX_RATE = 0.09"), "{stdout}");
+    let pricing = std::fs::read_to_string(shop.join("shop/pricing.py")).unwrap();
+    assert!(pricing.contains("SALES_TAX_RATE = 0.09"));
+    assert!(!pricing.contains("round(subtotal * (100 - percent) / 100, 2)"), "hunk 2 was not chosen");
+    assert!(std::fs::read_to_string(shop.join("tests/test_cart.py")).unwrap().contains("2.18"));
+
+    let history = ok(&sb.cmd().args(["history", "--json", "--project"]).arg(&shop).output().unwrap());
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(history[0]["files"].as_array().unwrap().len(), 2);
+    assert_eq!(history[0]["instruction"], "change the tax rate");
+
+    let undo = ok(&sb.cmd().args(["undo", "--project"]).arg(&shop).output().unwrap());
+    assert!(undo.contains("restored shop/pricing.py"), "{undo}");
+    assert_eq!(std::fs::read(shop.join("shop/pricing.py")).unwrap(), original);
+    let again = sb.cmd().args(["undo", "--project"]).arg(&shop).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no applied change to undo"));
+}
+
+#[test]
+fn apply_later_refuses_a_file_changed_since() {
+    let sb = Sandbox::new();
+    let shop = fixture_project(&sb, "shop");
+    let out = sb
+        .cmd()
+        .args(["edit", "--json", "--format", "search-replace", "--project"])
+        .arg(&shop)
+        .arg("--answer-file")
+        .arg(edit_fixture("search-replace-well-formed.txt"))
+        .arg("make remove strict")
+        .output()
+        .unwrap();
+    let proposal = &json_lines(&ok(&out).into_bytes())[0]["proposal"];
+    let id = proposal["id"].as_str().unwrap();
+    std::fs::write(shop.join("shop/cart.py"), "# rewritten meanwhile\n").unwrap();
+    let apply = sb.cmd().args(["apply", "--project"]).arg(&shop).arg(id).output().unwrap();
+    assert!(!apply.status.success());
+    assert!(String::from_utf8_lossy(&apply.stderr).contains("nothing was written: shop/cart.py changed on disk"));
+    assert!(!shop.join("shop/errors.py").exists());
+    // The new file alone still applies.
+    ok(&sb.cmd().args(["apply", "--project"]).arg(&shop).args([id, "--files", "shop/errors.py"]).output().unwrap());
+    assert!(shop.join("shop/errors.py").exists());
+}
+
+#[test]
+fn unusable_answer_exits_3_with_the_reason_and_the_closest_lines() {
+    let sb = Sandbox::new();
+    let shop = fixture_project(&sb, "shop");
+    let out = sb
+        .cmd()
+        .args(["edit", "--format", "search-replace", "--project"])
+        .arg(&shop)
+        .arg("--answer-file")
+        .arg(edit_fixture("search-replace-drift.txt"))
+        .arg("x")
+        .output()
+        .unwrap();
+    // One block of the two is usable, so this is a proposal; its problem is still shown.
+    let stdout = ok(&out);
+    assert!(stdout.contains("block 2 (shop/pricing.py): the block's SEARCH text (1 line) is not in shop/pricing.py"), "{stdout}");
+    assert!(stdout.contains("closest lines, from line 4:\n  | SALES_TAX_RATE = 0.0825"), "{stdout}");
+
+    let out = sb
+        .cmd()
+        .args(["edit", "--project"])
+        .arg(&shop)
+        .arg("--answer-file")
+        .arg(edit_fixture("smollm2-135m-whole-file-no-path.txt"))
+        .arg("x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the model's answer contained no usable edit"));
+}
