@@ -47,6 +47,9 @@ if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.packa
   # optional packages of @tauri-apps/cli, which `npm ci` then refuses.
   (cd ui && npm install --no-fund --no-audit --loglevel=error)
 fi
+# The shell embeds ui/dist when it compiles, so the UI is built first (a few seconds).
+say "building the UI"
+(cd ui && npm run --silent build -- --logLevel error)
 
 # --- models -----------------------------------------------------------------------------------
 say "checking the development model"

@@ -1,11 +1,45 @@
-//! Perimeter's desktop shell: Tauri commands that call `perimeter-engine`. Thin on purpose;
-//! the desktop UI issue grows it into chat, diffs, projects and models.
+//! Perimeter's desktop shell: Tauri commands that call `perimeter-engine` and stream its
+//! results (tokens, index progress, watcher updates) to the UI as events. Thin on purpose:
+//! every decision lives in the engine.
 
 mod commands;
+mod state;
+
+use commands::{chat, edits, models, projects};
+use tauri::Manager;
 
 pub fn run() {
-    tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![commands::hardware_summary])
-        .run(tauri::generate_context!())
-        .expect("error while running the Perimeter window");
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .manage(state::AppState::default())
+        .invoke_handler(tauri::generate_handler![
+            models::hardware_summary,
+            models::models_list,
+            models::model_import,
+            models::model_select,
+            projects::projects_list,
+            projects::project_add,
+            projects::project_remove,
+            projects::read_file,
+            chat::ask,
+            chat::stop_generation,
+            chat::conversations_list,
+            chat::conversation_load,
+            chat::conversation_delete,
+            edits::propose_edit,
+            edits::proposals_list,
+            edits::proposal_load,
+            edits::proposal_apply,
+            edits::undo,
+            edits::history,
+        ])
+        .build(tauri::generate_context!())
+        .expect("error while building the Perimeter window");
+    app.run(|handle, event| {
+        // Closing the window mid-generation or mid-indexing: stop generations and watchers
+        // so the process exits promptly instead of finishing work nobody will see.
+        if let tauri::RunEvent::ExitRequested { .. } | tauri::RunEvent::Exit = event {
+            handle.state::<state::AppState>().shut_down();
+        }
+    });
 }

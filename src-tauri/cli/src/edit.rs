@@ -117,7 +117,7 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
             };
             let mut quiet = |_: &str| true;
             let mut sink = stdout_sink(args.json);
-            let sink: &mut dyn perimeter_engine::inference::TokenSink = if args.stream || args.json { &mut sink } else { &mut quiet };
+            let sink: &mut (dyn perimeter_engine::inference::TokenSink + Send) = if args.stream || args.json { &mut sink } else { &mut quiet };
             if !args.json && !args.stream {
                 eprintln!("asking {} for the change…", model.name());
             }

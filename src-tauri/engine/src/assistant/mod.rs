@@ -75,7 +75,7 @@ pub async fn ask(
     conversation: &mut Conversation,
     question: &str,
     options: &RequestOptions,
-    sink: &mut dyn TokenSink,
+    sink: &mut (dyn TokenSink + Send),
     cancel: &CancellationToken,
 ) -> Result<Turn> {
     let asked_at = now();
@@ -117,7 +117,7 @@ pub async fn propose_edit(
     instruction: &str,
     format: Option<EditFormat>,
     options: &RequestOptions,
-    sink: &mut dyn TokenSink,
+    sink: &mut (dyn TokenSink + Send),
     cancel: &CancellationToken,
 ) -> Result<Proposal> {
     let format = format.unwrap_or_else(|| EditFormat::for_model(model.info.parameter_count));

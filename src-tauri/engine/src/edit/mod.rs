@@ -114,6 +114,11 @@ impl Proposals {
         self.records.load(id)
     }
 
+    /// Newest first.
+    pub fn list(&self) -> Result<Vec<Proposal>> {
+        Ok(self.records.list::<Proposal>()?.0.into_iter().map(|(_, p)| p).collect())
+    }
+
     pub fn latest(&self) -> Result<Option<Proposal>> {
         Ok(self.records.list::<Proposal>()?.0.into_iter().next().map(|(_, p)| p))
     }

@@ -202,7 +202,7 @@ impl LocalModel {
         &self,
         messages: &[ChatMessage],
         params: &GenerationParams,
-        sink: &mut dyn TokenSink,
+        sink: &mut (dyn TokenSink + Send),
         cancel: &CancellationToken,
     ) -> Result<Generation> {
         let mut request = RequestBuilder::new();

@@ -1,0 +1,96 @@
+//! Diff review: proposals made, listed, opened, applied whole or by hunk; undo and history.
+
+use std::path::PathBuf;
+
+use perimeter_engine::assistant::{self, RequestOptions};
+use perimeter_engine::edit::{self, AppliedChange, Proposal, Proposals, Selection};
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, State};
+
+use super::{message, CmdResult};
+use crate::state::AppState;
+
+#[derive(Clone, Serialize)]
+struct TokenEvent<'a> {
+    request: &'a str,
+    text: &'a str,
+}
+
+/// Asks the model for the change `instruction` describes; the answer streams as
+/// `edit-token` events and the saved proposal is returned.
+#[tauri::command]
+pub async fn propose_edit(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    root: PathBuf,
+    instruction: String,
+    request: String,
+) -> CmdResult<Proposal> {
+    let index = state.project(&root)?;
+    let model = super::chat::model(&app, &state).await?;
+    let cancel = state.start_generation(&request);
+    let mut sink = |text: &str| app.emit("edit-token", TokenEvent { request: &request, text }).is_ok();
+    let result =
+        assistant::propose_edit(&model, &index, &instruction, None, &RequestOptions::for_edits(), &mut sink, &cancel).await;
+    state.end_generation(&request);
+    let proposal = result.map_err(message)?;
+    Proposals::new(index.data_dir()).save(&proposal).map_err(message)?;
+    Ok(proposal)
+}
+
+#[derive(Serialize)]
+pub struct ProposalSummary {
+    id: String,
+    instruction: String,
+    created_at: u64,
+    files: usize,
+    problems: usize,
+}
+
+#[tauri::command]
+pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<ProposalSummary>> {
+    let index = state.project(&root)?;
+    let all = Proposals::new(index.data_dir()).list().map_err(message)?;
+    Ok(all
+        .into_iter()
+        .map(|p| ProposalSummary {
+            files: p.files.len(),
+            problems: p.problems.len(),
+            id: p.id,
+            instruction: p.instruction,
+            created_at: p.created_at,
+        })
+        .collect())
+}
+
+#[tauri::command]
+pub async fn proposal_load(state: State<'_, AppState>, root: PathBuf, id: String) -> CmdResult<Proposal> {
+    let index = state.project(&root)?;
+    Proposals::new(index.data_dir()).load(&id).map_err(message)
+}
+
+/// Applies the chosen hunks of proposal `id`; a file changed since is a conflict, in words.
+#[tauri::command]
+pub async fn proposal_apply(
+    state: State<'_, AppState>,
+    root: PathBuf,
+    id: String,
+    hunks: Option<Vec<usize>>,
+) -> CmdResult<AppliedChange> {
+    let index = state.project(&root)?;
+    let p = Proposals::new(index.data_dir()).load(&id).map_err(message)?;
+    let selection = hunks.map_or(Selection::All, Selection::Hunks);
+    edit::apply(index.root(), &edit::history(index.data_dir()), &p.id, &p.instruction, &p.files, &selection).map_err(message)
+}
+
+#[tauri::command]
+pub async fn undo(state: State<'_, AppState>, root: PathBuf, id: Option<String>) -> CmdResult<AppliedChange> {
+    let index = state.project(&root)?;
+    edit::undo(index.root(), &edit::history(index.data_dir()), id.as_deref()).map_err(message)
+}
+
+#[tauri::command]
+pub async fn history(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<AppliedChange>> {
+    let index = state.project(&root)?;
+    edit::history(index.data_dir()).list().map_err(message)
+}

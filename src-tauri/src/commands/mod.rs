@@ -1,0 +1,14 @@
+//! The app's commands, by view. Each unpacks its arguments, calls the engine, and turns
+//! engine errors into the readable message the UI shows.
+
+pub mod chat;
+pub mod edits;
+pub mod models;
+pub mod projects;
+
+/// Engine errors reach the UI as their message, which already says what to do.
+pub type CmdResult<T> = Result<T, String>;
+
+pub fn message(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}

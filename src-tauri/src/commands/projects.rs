@@ -1,0 +1,138 @@
+//! Projects view: add (index with progress, then watch), list, remove; the file viewer.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use perimeter_engine::edit::target::checked_target;
+use perimeter_engine::index::{watch, IndexProgress, IndexSummary};
+use perimeter_engine::projects::{Project, Projects};
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager, State};
+
+use super::{message, CmdResult};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct ProjectStatus {
+    #[serde(flatten)]
+    project: Project,
+    files: Option<usize>,
+    watching: bool,
+}
+
+#[tauri::command]
+pub async fn projects_list(state: State<'_, AppState>) -> CmdResult<Vec<ProjectStatus>> {
+    let all = Projects::default_location().list().map_err(message)?;
+    let open = state.projects.lock().expect("projects lock");
+    Ok(all
+        .into_iter()
+        .map(|project| {
+            let o = open.get(&project.root);
+            ProjectStatus {
+                files: o.and_then(|o| o.index.file_count().ok()),
+                watching: o.is_some_and(|o| o.watcher.is_some()),
+                project,
+            }
+        })
+        .collect())
+}
+
+#[derive(Clone, Serialize)]
+struct IndexEvent {
+    root: PathBuf,
+    #[serde(flatten)]
+    progress: IndexProgress,
+    mb_per_s: f64,
+}
+
+#[derive(Clone, Serialize)]
+struct IndexDone {
+    root: PathBuf,
+    summary: Option<IndexSummary>,
+    error: Option<String>,
+}
+
+#[derive(Clone, Serialize)]
+struct IndexUpdated {
+    root: PathBuf,
+    paths: Vec<String>,
+    files: Option<usize>,
+    error: Option<String>,
+}
+
+/// Adds a folder (dropped on the window or chosen in the dialog) and indexes it in the
+/// background: `index-progress` events, then `index-done`, then `index-updated` whenever the
+/// watcher re-indexes changed files.
+#[tauri::command]
+pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathBuf) -> CmdResult<Project> {
+    let project = Projects::default_location().add(&path).map_err(message)?;
+    let index = state.project(&project.root)?;
+    // Already indexed and watched in this session: the watcher keeps it fresh.
+    if state.projects.lock().expect("projects lock").get(&project.root).is_some_and(|p| p.watcher.is_some()) {
+        return Ok(project);
+    }
+    let root = project.root.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut last_emit = Instant::now() - std::time::Duration::from_secs(1);
+        let result = index.update(
+            &mut |p| {
+                // The UI needs a few updates a second, not one per file.
+                if last_emit.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
+                    last_emit = Instant::now();
+                    let mb_per_s = p.bytes_done as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-3);
+                    let _ = app.emit("index-progress", IndexEvent { root: root.clone(), progress: p.clone(), mb_per_s });
+                }
+            },
+            &AtomicBool::new(false),
+        );
+        let (summary, error) = match result {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let ok = error.is_none();
+        let _ = app.emit("index-done", IndexDone { root: root.clone(), summary, error });
+        if ok {
+            start_watching(&app, &root, index);
+        }
+    });
+    Ok(project)
+}
+
+fn start_watching(app: &AppHandle, root: &std::path::Path, index: std::sync::Arc<perimeter_engine::index::ProjectIndex>) {
+    let events = app.clone();
+    let event_root = root.to_path_buf();
+    let counted = index.clone();
+    let watcher = watch::watch(index, move |result, paths| {
+        let (files, error) = match result {
+            Ok(_) => (counted.file_count().ok(), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let paths = paths.iter().cloned().collect();
+        let _ = events.emit("index-updated", IndexUpdated { root: event_root.clone(), paths, files, error });
+    });
+    let state = app.state::<AppState>();
+    let mut open = state.projects.lock().expect("projects lock");
+    if let (Some(p), Ok(w)) = (open.get_mut(root), watcher) {
+        p.watcher = Some(w);
+    }
+}
+
+/// Removes a project and its index (never the folder itself).
+#[tauri::command]
+pub async fn project_remove(state: State<'_, AppState>, root: PathBuf) -> CmdResult<()> {
+    let root = root.canonicalize().unwrap_or(root);
+    state.projects.lock().expect("projects lock").remove(&root);
+    Projects::default_location().remove(&root).map_err(message)?;
+    Ok(())
+}
+
+/// A project file's text for the viewer. The path must stay inside the project.
+#[tauri::command]
+pub async fn read_file(state: State<'_, AppState>, root: PathBuf, path: String) -> CmdResult<String> {
+    let index = state.project(&root)?;
+    let full = checked_target(index.root(), &path).map_err(message)?;
+    let bytes = std::fs::read(&full).map_err(|e| format!("{path}: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text, so it cannot be shown"))
+}

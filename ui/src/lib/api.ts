@@ -1,0 +1,61 @@
+// Typed calls into the Tauri shell (src-tauri/src/commands) and its events.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+
+export interface Project { name: string; root: string; index_dir: string; files: number | null; watching: boolean }
+export interface IndexProgress { root: string; files_done: number; files_total: number; bytes_done: number; bytes_total: number; mb_per_s: number }
+export interface IndexSummary { files_indexed: number; files_unchanged: number; files_removed: number; chunks_indexed: number; bytes_indexed: number; elapsed_ms: number; cancelled: boolean }
+export interface ExcerptUse { path: string; start_line: number; end_line: number; score: number; tokens: number }
+export interface PromptReport {
+  context_window: number; prompt_tokens: number; answer_tokens: number;
+  included: ExcerptUse[]; dropped: ExcerptUse[]; exchanges_included: number; exchanges_dropped: number; notes: string[];
+}
+export interface Citation { text: string; path: string | null; start_line: number | null; end_line: number | null; valid: boolean; problem: string | null }
+export interface Usage { prompt_tokens: number | null; completion_tokens: number; time_to_first_token_ms: number | null; decode_tokens_per_s: number | null; total_ms: number }
+export interface Turn { question: string; answer: string; stop: "end_of_text" | "length" | "cancelled"; model: string; asked_at: number; context: PromptReport; citations: Citation[]; usage: Usage }
+export interface ConversationSummary { id: string; title: string; updated_at: number; turns: number }
+export interface Conversation { id: string; title: string; created_at: number; updated_at: number; turns: Turn[] }
+export interface DiffLine { kind: "context" | "added" | "removed"; text: string; no_newline: boolean }
+export interface Hunk { number: number; old_start: number; old_lines: number; new_start: number; new_lines: number; lines: DiffLine[] }
+export interface FileChange { path: string; kind: "modify" | "create" | "delete"; old_text: string; new_text: string; hunks: Hunk[]; diff: string }
+export interface BlockProblem { block: number; path: string | null; reason: string; closest: { start_line: number; lines: string[]; similarity: number } | null }
+export interface Proposal { id: string; instruction: string; created_at: number; model: string; answer: string; files: FileChange[]; problems: BlockProblem[]; context: PromptReport }
+export interface ProposalSummary { id: string; instruction: string; created_at: number; files: number; problems: number }
+export interface AppliedChange { id: string; proposal_id: string; instruction: string; applied_at: number; files: { path: string; kind: string; hunks: number[] }[]; undone_at: number | null }
+export interface InstalledModel { id: string; catalog_id: string | null; file: string; linked: boolean; info: { architecture: string; quantization: string; parameter_count: number; file_size: number; context_length: number | null } }
+export interface ModelsOverview { installed: InstalledModel[]; active: string | null; loaded: string | null; folder: string }
+export interface ModelFit { model: { id: string; display_name?: string; parameters_b?: number; quantization: string; size_bytes: number }; class: string; reason?: string }
+export interface HardwareSummary { hardware: any; assessment: any }
+
+export const api = {
+  projects: () => invoke<Project[]>("projects_list"),
+  addProject: (path: string) => invoke<Project>("project_add", { path }),
+  removeProject: (root: string) => invoke<void>("project_remove", { root }),
+  readFile: (root: string, path: string) => invoke<string>("read_file", { root, path }),
+  ask: (root: string, conversation: string | null, question: string, request: string) =>
+    invoke<{ conversation: ConversationSummary; turn: Turn }>("ask", { root, conversation, question, request }),
+  stop: (request: string) => invoke<void>("stop_generation", { request }),
+  conversations: (root: string) => invoke<ConversationSummary[]>("conversations_list", { root }),
+  conversation: (root: string, id: string) => invoke<Conversation>("conversation_load", { root, id }),
+  deleteConversation: (root: string, id: string) => invoke<boolean>("conversation_delete", { root, id }),
+  proposeEdit: (root: string, instruction: string, request: string) => invoke<Proposal>("propose_edit", { root, instruction, request }),
+  proposals: (root: string) => invoke<ProposalSummary[]>("proposals_list", { root }),
+  proposal: (root: string, id: string) => invoke<Proposal>("proposal_load", { root, id }),
+  apply: (root: string, id: string, hunks: number[] | null) => invoke<AppliedChange>("proposal_apply", { root, id, hunks }),
+  undo: (root: string, id: string | null) => invoke<AppliedChange>("undo", { root, id }),
+  history: (root: string) => invoke<AppliedChange[]>("history", { root }),
+  hardware: () => invoke<HardwareSummary>("hardware_summary"),
+  models: () => invoke<ModelsOverview>("models_list"),
+  importModel: (path: string) => invoke<InstalledModel>("model_import", { path }),
+  selectModel: (id: string) => invoke<void>("model_select", { id }),
+};
+
+export function on<T>(event: string, handler: (payload: T) => void): Promise<UnlistenFn> {
+  return listen<T>(event, (e) => handler(e.payload));
+}
+
+let counter = 0;
+export function requestId(): string {
+  counter += 1;
+  return `r${Date.now().toString(36)}-${counter}`;
+}
