@@ -165,14 +165,7 @@ fn from_answer_file(index: &ProjectIndex, args: &EditArgs, file: &PathBuf) -> an
         model: format!("answer file {}", file.display()),
         text,
         stop: StopReason::EndOfText,
-        usage: Usage {
-            prompt_tokens: None,
-            completion_tokens: 0,
-            time_to_first_token_ms: None,
-            prompt_tokens_per_s: None,
-            decode_tokens_per_s: None,
-            total_ms: 0.0,
-        },
+        usage: Usage::default(),
         context: PromptReport::default(),
     };
     let format = args.format.unwrap_or(EditFormat::WholeFile);

@@ -53,14 +53,7 @@ impl Project {
             model: "fixture".into(),
             text: text.into(),
             stop: StopReason::EndOfText,
-            usage: Usage {
-                prompt_tokens: None,
-                completion_tokens: 0,
-                time_to_first_token_ms: None,
-                prompt_tokens_per_s: None,
-                decode_tokens_per_s: None,
-                total_ms: 0.0,
-            },
+            usage: Usage::default(),
             context: PromptReport::default(),
         };
         edit::propose(&self.root(), &self.known, "test", format, answer, &HashMap::new())

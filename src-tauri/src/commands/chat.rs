@@ -10,14 +10,8 @@ use perimeter_engine::models::{Catalog, ModelStore};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 
-use super::{message, CmdResult};
+use super::{message, CmdResult, TokenEvent};
 use crate::state::AppState;
-
-#[derive(Clone, Serialize)]
-struct TokenEvent<'a> {
-    request: &'a str,
-    text: &'a str,
-}
 
 /// The model requests use, loading it (off the UI thread) on first use.
 pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<LocalModel>> {
@@ -65,8 +59,7 @@ pub async fn ask(
     state.end_generation(&request);
     let turn = result.map_err(message)?;
     store.save(&convo).map_err(message)?;
-    let summary = ConversationSummary { id: convo.id, title: convo.title, updated_at: convo.updated_at, turns: convo.turns.len() };
-    Ok(AskResult { conversation: summary, turn })
+    Ok(AskResult { conversation: convo.summary(), turn })
 }
 
 /// Stops the generation `request` at its next token (what was produced is kept).

@@ -7,14 +7,8 @@ use perimeter_engine::edit::{self, AppliedChange, Proposal, Proposals, Selection
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 
-use super::{message, CmdResult};
+use super::{message, CmdResult, TokenEvent};
 use crate::state::AppState;
-
-#[derive(Clone, Serialize)]
-struct TokenEvent<'a> {
-    request: &'a str,
-    text: &'a str,
-}
 
 /// Asks the model for the change `instruction` describes; the answer streams as
 /// `edit-token` events and the saved proposal is returned.

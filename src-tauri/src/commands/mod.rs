@@ -9,6 +9,13 @@ pub mod projects;
 /// Engine errors reach the UI as their message, which already says what to do.
 pub type CmdResult<T> = Result<T, String>;
 
+/// A piece of streamed text, tagged with the request it belongs to.
+#[derive(Clone, serde::Serialize)]
+pub struct TokenEvent<'a> {
+    pub request: &'a str,
+    pub text: &'a str,
+}
+
 pub fn message(e: impl std::fmt::Display) -> String {
     e.to_string()
 }

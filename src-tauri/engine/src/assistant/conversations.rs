@@ -44,6 +44,10 @@ impl Conversation {
         self.turns.iter().map(|t| Exchange { question: t.question.clone(), answer: t.answer.clone() }).collect()
     }
 
+    pub fn summary(&self) -> ConversationSummary {
+        ConversationSummary { id: self.id.clone(), title: self.title.clone(), updated_at: self.updated_at, turns: self.turns.len() }
+    }
+
     pub fn push(&mut self, turn: Turn) {
         if self.title.is_empty() {
             self.title = title_from(&turn.question);
@@ -92,10 +96,7 @@ impl Conversations {
     /// Newest first (by last activity).
     pub fn list(&self) -> Result<Vec<ConversationSummary>> {
         let (all, _unreadable) = self.records.list::<Conversation>()?;
-        let mut out: Vec<ConversationSummary> = all
-            .into_iter()
-            .map(|(_, c)| ConversationSummary { id: c.id, title: c.title, updated_at: c.updated_at, turns: c.turns.len() })
-            .collect();
+        let mut out: Vec<ConversationSummary> = all.iter().map(|(_, c)| c.summary()).collect();
         out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| b.id.cmp(&a.id)));
         Ok(out)
     }

@@ -120,7 +120,7 @@ impl Proposals {
     }
 
     pub fn latest(&self) -> Result<Option<Proposal>> {
-        Ok(self.records.list::<Proposal>()?.0.into_iter().next().map(|(_, p)| p))
+        Ok(self.list()?.into_iter().next())
     }
 }
 

@@ -63,8 +63,9 @@ pub enum StopReason {
     Cancelled,
 }
 
-/// Figures for one generation. Rates are per second of wall time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Figures for one generation. Rates are per second of wall time. The default is "nothing
+/// generated" (an answer that came from elsewhere).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Tokens in the prompt after the chat template; `None` when generation was cancelled
     /// before the engine reported it.
