@@ -40,6 +40,14 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# The app's window tests drive it through tauri-driver (crates.io), in front of WebKitWebDriver.
+TAURI_DRIVER_VERSION=2.1.0
+export TAURI_DRIVER="$HOME/.cache/tauri-driver/bin/tauri-driver"
+if [ "$want_tests" = 1 ] && ! cargo install --list --root "$HOME/.cache/tauri-driver" 2>/dev/null | grep -q "^tauri-driver v$TAURI_DRIVER_VERSION:"; then
+  say "installing tauri-driver $TAURI_DRIVER_VERSION (about a minute)"
+  cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet --root "$HOME/.cache/tauri-driver"
+fi
+
 # --- front-end dependencies ----------------------------------------------------------------
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   say "installing the UI's npm packages"

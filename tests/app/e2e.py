@@ -10,6 +10,7 @@ Usage: tests/app/e2e.py APP_BINARY CLI_BINARY  (needs DISPLAY, e.g. under xvfb-r
 """
 
 import base64
+import http.client
 import http.server
 import json
 import os
@@ -38,16 +39,25 @@ class Driver:
     def __init__(self, port):
         self.base = f"http://127.0.0.1:{port}"
         self.session = None
+        self.retries = 0
 
     def call(self, method, path, body=None):
         url = self.base + (f"/session/{self.session}" if self.session else "") + path
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=180) as r:
-                return json.loads(r.read() or b"{}").get("value")
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"{method} {path}: {e.code} {e.read().decode()[:500]}") from None
+        # tauri-driver's pooled connection to WebKitWebDriver now and then breaks before a
+        # request reaches it ("client error (SendRequest)"); like WebdriverIO, retry those.
+        for attempt in range(4):
+            try:
+                with urllib.request.urlopen(req, timeout=180) as r:
+                    return json.loads(r.read() or b"{}").get("value")
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"{method} {path}: {e.code} {e.read().decode()[:500]}") from None
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                if attempt == 3:
+                    raise
+                self.retries += 1
+                time.sleep(0.5)
 
     def start(self, app):
         caps = {"capabilities": {"alwaysMatch": {"browserName": "wry", "tauri:options": {"application": app}}}}
@@ -72,6 +82,12 @@ class Driver:
         # has to scroll to.
         self.find(css, timeout)
         self.script("document.querySelector(arguments[0]).click()", css)
+
+    def set_checked(self, css, checked):
+        # Idempotent, so that a retried request cannot toggle a checkbox twice.
+        self.find(css)
+        self.script("const e = document.querySelector(arguments[0]); if (e.checked !== arguments[1]) e.click()",
+                    css, checked)
 
     def type(self, css, keys):
         self.call("POST", f"/element/{self.find(css)}/value", {"text": keys})
@@ -135,8 +151,16 @@ def main(app, perimeter):
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     port = free_port()
-    driver_bin = shutil.which("tauri-driver") or os.path.expanduser("~/.cache/tauri-driver/bin/tauri-driver")
-    td = subprocess.Popen([driver_bin, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver_bin = os.environ.get("TAURI_DRIVER") or shutil.which("tauri-driver") or os.path.expanduser("~/.cache/tauri-driver/bin/tauri-driver")
+    # The driver's and the app's output go to a log that is shown when the test fails.
+    log_path = os.path.join(tmp, "driver.log")
+    log = open(log_path, "w")
+    native = os.environ.get("PERIMETER_NATIVE_DRIVER")
+    extra = ["--native-driver", native] if native else []
+    # Its own port for WebKitWebDriver and its own process group, so that a run never talks to
+    # a driver left over from another and leaves no app or driver behind.
+    td = subprocess.Popen([driver_bin, "--port", str(port), "--native-port", str(free_port()), *extra],
+                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     d = Driver(port)
     try:
         for _ in range(100):
@@ -150,25 +174,44 @@ def main(app, perimeter):
         # Projects: the fixture project is re-indexed and watched.
         d.wait_text("[data-testid=project-status]", "watching", timeout=60)
         # Chat: a question with the dev model streams an answer with its context.
-        d.type("textarea[aria-label=Question]", "What is the sales tax rate?\ue007")
+        # (Greedy decoding: the dev model answers this one naming shop/pricing.py.)
+        d.type("textarea[aria-label=Question]", "Which file defines SALES_TAX_RATE?\ue007")
         d.find("[data-testid=streaming]", timeout=30)
         d.find("[data-testid=answer]", timeout=240)
         context = d.text("[data-testid=context]")
         assert "shop/pricing.py" in context, context
+        citations = d.text("[data-testid=citations]")
+        assert "shop/pricing.py" in citations, citations
         d.screenshot("chat")
+        # A citation opens the file viewer (CodeMirror) on that file.
+        d.click("[data-testid=citations] button[data-cite='shop/pricing.py']")
+        d.wait_text("[data-testid=viewer-path]", "shop/pricing.py")
+        d.wait_text(".viewer .cm-content", "SALES_TAX_RATE = 0.0825")
+        # CodeMirror's own stylesheet is injected at run time: under the CSP it must still apply
+        # (unstyled, the gutter stacks above the text).
+        layout = d.script("return getComputedStyle(document.querySelector('.viewer .cm-editor')).display")
+        assert layout == "flex", f"CodeMirror styles blocked (display {layout})"
+        d.screenshot("file-viewer")
 
         # Changes: open the recorded proposal, keep hunk 1 only, apply, see the file, undo.
         d.click("nav[aria-label=Views] button:nth-child(2)")
         d.click("[data-testid=proposal]")
         d.find("[data-testid=hunk-1]")
-        d.click("[data-testid=hunk-2]")
-        d.click("[data-testid=hunk-3]")
+        d.set_checked("[data-testid=hunk-2]", False)
+        d.set_checked("[data-testid=hunk-3]", False)
         d.screenshot("changes")
+        # Side by side (@codemirror/merge): the right side follows the checkboxes.
+        d.click("[data-testid=layout-split]")
+        d.find("[data-testid=side-by-side] .cm-merge-b")
+        right = d.text("[data-testid=side-by-side] .cm-merge-b .cm-content")
+        assert "SALES_TAX_RATE = 0.09" in right and "(100 - percent)" not in right, right
+        d.screenshot("changes-side-by-side")
+        d.click("[data-testid=layout-unified]")
         d.click("[data-testid=apply]")
         d.wait_text("[data-testid=apply-message]", "Applied shop/pricing.py")
         changed = open(pricing).read()
         assert "SALES_TAX_RATE = 0.09" in changed and "round(subtotal * (100 - percent) / 100, 2)" not in changed, changed
-        d.click(".review-head .actions button:nth-child(2)")
+        d.click("[data-testid=undo]")
         d.wait_text("[data-testid=apply-message]", "Undid")
         assert open(pricing).read() == original
 
@@ -177,6 +220,14 @@ def main(app, perimeter):
         d.wait_text("[data-testid=hardware]", "CPU")
         d.text("[data-testid=pick]")
         d.screenshot("models")
+        # A corrupt .gguf dropped on the window: the Models view says what is wrong.
+        broken = os.path.join(tmp, "broken.gguf")
+        with open(broken, "wb") as f:
+            f.write(b"GGUF\x03\x00\x00\x00trunc")
+        d.script("window.__TAURI_INTERNALS__.invoke('plugin:event|emit', {event: 'tauri://drag-drop', "
+                 "payload: {paths: [arguments[0]], position: {x: 400, y: 300}}})", broken)
+        d.wait_text("[role=alert]", "corrupt or truncated GGUF")
+        d.screenshot("models-import-error")
 
         # CSP: a fetch from the page to a loopback server is blocked and never arrives.
         result = d.script(
@@ -186,19 +237,41 @@ def main(app, perimeter):
         time.sleep(1)
         assert str(result).startswith("blocked"), result
         assert hits == [], hits
-        print("app e2e: ok (screenshots in tests/app/screenshots/)")
+        # Scripts stay strict: no eval, no remote script.
+        evaluated = d.script("try { return eval('\"eval ran\"'); } catch (e) { return 'blocked: ' + e; }")
+        assert str(evaluated).startswith("blocked"), evaluated
+        remote = d.script(
+            "return new Promise((ok) => { const s = document.createElement('script'); s.src = arguments[0];"
+            " s.onload = () => ok('loaded'); s.onerror = () => ok('blocked'); document.head.appendChild(s); })",
+            f"http://127.0.0.1:{server.server_port}/remote.js",
+        )
+        time.sleep(0.5)
+        assert remote == "blocked" and hits == [], (remote, hits)
+        # The smallest supported window (tauri.conf.json minWidth/minHeight): nothing overflows.
+        d.call("POST", "/window/rect", {"width": 1024, "height": 700})
+        time.sleep(0.5)
+        for n, name in ((1, "chat"), (2, "changes"), (3, "models")):
+            d.click(f"nav[aria-label=Views] button:nth-child({n})")
+            time.sleep(0.5)
+            size = d.script("return [innerWidth, innerHeight, document.documentElement.scrollWidth,"
+                            " document.documentElement.scrollHeight]")
+            assert size[2] <= size[0] and size[3] <= size[1], f"{name} overflows the window at 1024x700: {size}"
+            d.screenshot(f"{name}-1024x700")
+        print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:
             d.screenshot("failure")
         except Exception:
             pass
+        log.flush()
+        sys.stderr.write("--- tauri-driver and app output ---\n" + open(log_path).read()[-8000:])
         raise
     finally:
         try:
             d.call("DELETE", "")
         except Exception:
             pass
-        td.send_signal(signal.SIGTERM)
+        os.killpg(td.pid, signal.SIGTERM)
         td.wait(timeout=10)
         server.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -91,16 +91,21 @@ pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathB
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        let ok = error.is_none();
-        let _ = app.emit("index-done", IndexDone { root: root.clone(), summary, error });
-        if ok {
-            start_watching(&app, &root, index);
-        }
+        // Watch before announcing: the UI refreshes on `index-done` and must see "watching".
+        let error = match error {
+            None => start_watching(&app, &root, index).err(),
+            e => e,
+        };
+        let _ = app.emit("index-done", IndexDone { root, summary, error });
     });
     Ok(project)
 }
 
-fn start_watching(app: &AppHandle, root: &std::path::Path, index: std::sync::Arc<perimeter_engine::index::ProjectIndex>) {
+fn start_watching(
+    app: &AppHandle,
+    root: &std::path::Path,
+    index: std::sync::Arc<perimeter_engine::index::ProjectIndex>,
+) -> Result<(), String> {
     let events = app.clone();
     let event_root = root.to_path_buf();
     let counted = index.clone();
@@ -112,11 +117,14 @@ fn start_watching(app: &AppHandle, root: &std::path::Path, index: std::sync::Arc
         let paths = paths.iter().cloned().collect();
         let _ = events.emit("index-updated", IndexUpdated { root: event_root.clone(), paths, files, error });
     });
+    let watcher = watcher.map_err(|e| format!("Indexed, but changes will not be picked up until restart: {e}"))?;
     let state = app.state::<AppState>();
     let mut open = state.projects.lock().expect("projects lock");
-    if let (Some(p), Ok(w)) = (open.get_mut(root), watcher) {
-        p.watcher = Some(w);
+    // The project may have been removed while it was indexing: then the watcher is dropped.
+    if let Some(p) = open.get_mut(root) {
+        p.watcher = Some(watcher);
     }
+    Ok(())
 }
 
 /// Removes a project and its index (never the folder itself).
