@@ -3,6 +3,7 @@
 //! every decision lives in the engine.
 
 mod commands;
+mod navigation;
 mod state;
 
 use commands::{chat, edits, models, projects};
@@ -11,6 +12,7 @@ use tauri::Manager;
 pub fn run() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
+        .plugin(navigation::guard())
         .manage(state::AppState::default())
         .invoke_handler(tauri::generate_handler![
             models::hardware_summary,

@@ -247,6 +247,12 @@ def main(app, perimeter):
         )
         time.sleep(0.5)
         assert remote == "blocked" and hits == [], (remote, hits)
+        # Navigation away from the app (a link in an answer, a script) and new windows are refused.
+        here = d.script("return location.href")
+        d.script("window.open(arguments[0] + '/popup'); location.href = arguments[0] + '/away'",
+                 f"http://127.0.0.1:{server.server_port}")
+        time.sleep(1.5)
+        assert d.script("return location.href") == here and hits == [], hits
         # The smallest supported window (tauri.conf.json minWidth/minHeight): nothing overflows.
         d.call("POST", "/window/rect", {"width": 1024, "height": 700})
         time.sleep(0.5)
