@@ -128,12 +128,15 @@ def main(app, perimeter):
     os.makedirs(env["HOME"])
     shop = os.path.join(tmp, "shop")
     shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "projects", "shop"), shop)
-    cli(perimeter, env, "models", "import", "--link", MODEL)
-    cli(perimeter, env, "projects", "add", shop)
-    cli(perimeter, env, "edit", "--project", shop, "--answer-file",
-        os.path.join(ROOT, "tests", "fixtures", "edits", "whole-file-well-formed.txt"), "Raise the tax rate to 9%")
     pricing = os.path.join(shop, "shop", "pricing.py")
     original = open(pricing).read()
+
+    def prepare():
+        # What a user would have after a first session: the dev model, the project, a proposal.
+        cli(perimeter, env, "models", "import", "--link", MODEL)
+        cli(perimeter, env, "projects", "add", shop)
+        cli(perimeter, env, "edit", "--project", shop, "--answer-file",
+            os.path.join(ROOT, "tests", "fixtures", "edits", "whole-file-well-formed.txt"), "Raise the tax rate to 9%")
 
     # A loopback server the page must not be able to reach (CSP connect-src).
     hits = []
@@ -169,6 +172,13 @@ def main(app, perimeter):
                 break
             except OSError:
                 time.sleep(0.1)
+        # First run, nothing installed: the window says what to do.
+        d.start(app)
+        d.wait_text("[data-testid=no-model]", "No model is installed")
+        d.wait_text(".empty", "Add a project")
+        d.screenshot("first-run")
+        d.call("DELETE", "")
+        prepare()
         d.start(app)
 
         # Projects: the fixture project is re-indexed and watched.
