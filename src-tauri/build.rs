@@ -22,6 +22,7 @@ fn main() {
                 "proposal_apply",
                 "undo",
                 "history",
+                "network_status",
             ])),
     )
     .expect("failed to run tauri-build");

@@ -6,7 +6,7 @@ mod commands;
 mod navigation;
 mod state;
 
-use commands::{chat, edits, models, projects};
+use commands::{chat, edits, models, network, projects};
 use tauri::Manager;
 
 pub fn run() {
@@ -34,6 +34,7 @@ pub fn run() {
             edits::proposal_apply,
             edits::undo,
             edits::history,
+            network::network_status,
         ])
         .build(tauri::generate_context!())
         .expect("error while building the Perimeter window");

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use perimeter_engine::index::watch::Watcher;
 use perimeter_engine::index::ProjectIndex;
-use perimeter_engine::inference::{CancellationToken, LocalModel};
+use perimeter_engine::inference::{CancellationToken, Model};
 use perimeter_engine::projects::Projects;
 
 /// A project the app has open: its index, and its watcher once the first indexing is done.
@@ -19,7 +19,7 @@ pub struct OpenProject {
 #[derive(Default)]
 pub struct AppState {
     /// The loaded model; loaded on first use, replaced when the user switches.
-    pub model: tokio::sync::Mutex<Option<Arc<LocalModel>>>,
+    pub model: tokio::sync::Mutex<Option<Arc<Model>>>,
     /// The model the user chose (an installed model's id); `None`: the recommended one.
     pub model_choice: Mutex<Option<String>>,
     pub projects: Mutex<HashMap<PathBuf, OpenProject>>,

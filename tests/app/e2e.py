@@ -230,6 +230,12 @@ def main(app, perimeter):
         d.wait_text("[data-testid=hardware]", "CPU")
         d.text("[data-testid=pick]")
         d.screenshot("models")
+        # The network state is always on screen, and the log opens from it.
+        d.wait_text("[data-testid=network-status]", "Offline · nothing has left this machine")
+        d.click("[data-testid=network-status]")
+        d.wait_text("[data-testid=network-log-empty]", "nothing has left this machine")
+        d.screenshot("network")
+        d.click(".network-dialog button[aria-label=Close]")
         # A corrupt .gguf dropped on the window: the Models view says what is wrong.
         broken = os.path.join(tmp, "broken.gguf")
         with open(broken, "wb") as f:

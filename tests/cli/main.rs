@@ -6,4 +6,6 @@ mod ask_project;
 mod edit;
 mod hw_and_models;
 mod index;
+mod offline;
+mod remote;
 mod util;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use perimeter_engine::assistant::{self, Conversation, Conversations, PromptReport, RequestOptions, Turn};
-use perimeter_engine::inference::{ChatMessage, ComputeDtype, GenerationParams, LoadOptions};
+use perimeter_engine::inference::{ChatMessage, ComputeDtype, GenerationParams, LoadOptions, StopReason};
 use serde_json::json;
 
-use crate::load::load_model;
+use crate::load::{open_model, ServerArgs};
 use crate::stream::{cancel_on_ctrl_c, finish, finish_text, json_error, stdout_sink};
 
 const SYSTEM_PROMPT: &str = "You are Perimeter, a coding assistant running entirely on the user's machine. \
@@ -51,6 +51,8 @@ pub struct AskArgs {
     /// Precision of activations: auto, f32, f16, bf16.
     #[arg(long, default_value = "auto")]
     dtype: ComputeDtype,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
@@ -65,13 +67,13 @@ pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
 /// A question to the model alone.
 async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
-    let model = load_model(args.model.as_deref(), &options, !args.json).await?;
+    let model = open_model(args.model.as_deref(), &options, &args.server, !args.json).await?;
     let cancel = cancel_on_ctrl_c();
     let messages = [ChatMessage::system(SYSTEM_PROMPT), ChatMessage::user(&args.question)];
     let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature };
     let generation = model.generate(&messages, &params, &mut stdout_sink(args.json), &cancel).await?;
     finish(&generation, args.json);
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(generation.stop))
 }
 
 /// A question about a project, in a conversation that is saved after every answer.
@@ -90,7 +92,7 @@ async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
     };
 
     let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
-    let model = load_model(args.model.as_deref(), &options, !args.json).await?;
+    let model = open_model(args.model.as_deref(), &options, &args.server, !args.json).await?;
     let cancel = cancel_on_ctrl_c();
     let request = RequestOptions {
         max_tokens: args.max_tokens,
@@ -131,7 +133,16 @@ async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("conversation {} — continue it with --continue", conversation.id);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(turn.stop))
+}
+
+/// 4 when a server's connection broke mid-answer (the partial answer was printed and kept).
+fn exit_code(stop: StopReason) -> ExitCode {
+    if stop == StopReason::ConnectionLost {
+        ExitCode::from(4)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn print_citations(turn: &Turn) {

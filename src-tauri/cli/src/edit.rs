@@ -13,7 +13,7 @@ use perimeter_engine::index::ProjectIndex;
 use perimeter_engine::inference::{ComputeDtype, LoadOptions, StopReason, Usage};
 use serde_json::json;
 
-use crate::load::load_model;
+use crate::load::{open_model, ServerArgs};
 use crate::stream::{cancel_on_ctrl_c, json_error, stdout_sink};
 
 #[derive(Args)]
@@ -57,6 +57,8 @@ pub struct EditArgs {
     /// After the diff, list the files that went into the prompt.
     #[arg(long)]
     show_context: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -107,7 +109,8 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     let proposal = match &args.answer_file {
         Some(file) => from_answer_file(&index, &args, file)?,
         None => {
-            let model = load_model(args.model.as_deref(), &LoadOptions { dtype: args.dtype, ..LoadOptions::default() }, !args.json).await?;
+            let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
+            let model = open_model(args.model.as_deref(), &options, &args.server, !args.json).await?;
             let cancel = cancel_on_ctrl_c();
             let options = RequestOptions {
                 max_tokens: args.max_tokens,

@@ -1,9 +1,31 @@
-//! Finding and loading the model a command asked for, with a spinner while it loads.
+//! Finding and loading the model a command asked for (with a spinner while it loads), or
+//! connecting to the company's inference server when `--server` is given.
 
-use perimeter_engine::inference::{LoadOptions, LocalModel};
+use std::time::Duration;
+
+use clap::Args;
+use perimeter_engine::inference::{LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
 use perimeter_engine::models::{Catalog, ModelStore};
+use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
 
 use crate::progress;
+
+/// Where the answer comes from when it is not a model on this machine.
+#[derive(Args, Clone, Default)]
+pub struct ServerArgs {
+    /// The company's OpenAI-compatible inference server (vLLM, `mistralrs serve`,
+    /// `perimeter serve`), e.g. https://llm.corp.example. Its host must be allowed by the
+    /// network policy (`perimeter network allow HOST`). The API key, if it needs one, is read
+    /// from PERIMETER_API_KEY.
+    #[arg(long, conflicts_with = "model")]
+    pub server: Option<String>,
+    /// The server's model to use (default: the first it lists).
+    #[arg(long, requires = "server")]
+    pub server_model: Option<String>,
+    /// Seconds to wait for the server to connect, and for each piece of the answer.
+    #[arg(long, requires = "server", default_value_t = 60)]
+    pub server_timeout: u64,
+}
 
 pub async fn load_model(name: Option<&str>, options: &LoadOptions, show_progress: bool) -> anyhow::Result<LocalModel> {
     let path = ModelStore::default_location().resolve(name, &Catalog::builtin())?;
@@ -13,4 +35,20 @@ pub async fn load_model(name: Option<&str>, options: &LoadOptions, show_progress
         s.finish_and_clear();
     }
     Ok(result?)
+}
+
+/// The local model `name`, or the server `--server` names.
+pub async fn open_model(name: Option<&str>, options: &LoadOptions, server: &ServerArgs, show_progress: bool) -> anyhow::Result<Model> {
+    let Some(url) = &server.server else {
+        return Ok(Model::Local(load_model(name, options, show_progress).await?));
+    };
+    let remote = RemoteOptions {
+        url: url.clone(),
+        model: server.server_model.clone(),
+        api_key: std::env::var("PERIMETER_API_KEY").ok().filter(|k| !k.is_empty()),
+        context_length: None,
+        timeout: Duration::from_secs(server.server_timeout.max(1)),
+    };
+    let model = RemoteModel::connect(remote, NetworkPolicy::default_location()?, ConnectionLog::default_location()).await?;
+    Ok(Model::Remote(model))
 }

@@ -8,7 +8,9 @@ mod hw;
 mod index;
 mod load;
 mod models;
+mod network;
 mod progress;
+mod serve;
 mod stream;
 
 use std::process::ExitCode;
@@ -56,6 +58,13 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve the model over an OpenAI-compatible API (loopback only unless --token is set).
+    Serve(serve::ServeArgs),
+    /// The network policy (offline by default) and the log of every connection made.
+    Network {
+        #[command(subcommand)]
+        command: Option<network::NetworkCommand>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +87,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Hw(args) => hw::run(args),
+            Command::Network { command } => network::run(command),
+            Command::Serve(args) => serve::run(args).await,
             Command::Models(cmd) => models::run(cmd),
             Command::Ask(args) => ask::run(args).await,
             Command::Conversations(args) => ask::run_conversations(args),

@@ -50,6 +50,7 @@ pub fn finish_text(text: &str, stop: StopReason, usage: &Usage) {
     match stop {
         StopReason::Cancelled => line += " (stopped)",
         StopReason::Length => line += " (reached --max-tokens)",
+        StopReason::ConnectionLost => line += " (the connection to the server broke: the text above is what arrived)",
         StopReason::EndOfText => {}
     }
     eprintln!("— {line}");

@@ -34,6 +34,15 @@ pub enum Error {
     #[error("loading {} failed: {reason}", path.display())]
     ModelLoad { path: PathBuf, reason: String },
 
+    #[error("{purpose} needs a connection to {host}, which the network policy refuses: {reason}")]
+    NetworkRefused { host: String, purpose: String, reason: String },
+
+    #[error("the company inference server at {url}: {reason}")]
+    Remote { url: String, reason: String },
+
+    #[error("network policy: {reason}")]
+    NetworkPolicy { reason: String },
+
     #[error("generation failed: {0}")]
     Generation(String),
 
@@ -109,8 +118,9 @@ pub enum Error {
     #[error("{}: {reason}; move it aside and Perimeter will start a fresh one", path.display())]
     CorruptRecord { path: PathBuf, reason: String },
 
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    // Not a `source`: the message already holds it, and error chains would print it twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 impl Error {
@@ -127,7 +137,7 @@ impl Error {
 
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io { path: path.as_ref().to_path_buf(), error: source }
     }
 }
 

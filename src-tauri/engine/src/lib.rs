@@ -16,8 +16,10 @@
 //!    for a change request it gets edits from the model, which [`edit`] turns into a
 //!    reviewable proposal, applies atomically and can undo.
 //!
-//! Nothing here opens a network connection; [`paths`] keeps the model loader's hub cache
-//! inside the app's data folder and offline.
+//! [`network`] decides whether any connection may be opened (offline by default, or an
+//! allowlist an administrator can cap) and logs every one that is; nothing in the steps above
+//! opens one. [`paths`] keeps the model loader's hub cache inside the app's data folder and
+//! offline.
 
 pub mod assistant;
 pub mod edit;
@@ -26,6 +28,7 @@ pub mod hardware;
 pub mod index;
 pub mod inference;
 pub mod models;
+pub mod network;
 pub mod paths;
 pub mod projects;
 pub mod records;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use perimeter_engine::assistant::{self, Conversation, ConversationSummary, Conversations, RequestOptions, Turn};
-use perimeter_engine::inference::{LoadOptions, LocalModel};
+use perimeter_engine::inference::{LoadOptions, LocalModel, Model};
 use perimeter_engine::models::{Catalog, ModelStore};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
@@ -14,7 +14,7 @@ use super::{message, CmdResult, TokenEvent};
 use crate::state::AppState;
 
 /// The model requests use, loading it (off the UI thread) on first use.
-pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<LocalModel>> {
+pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<Model>> {
     let mut slot = state.model.lock().await;
     if let Some(m) = slot.as_ref() {
         return Ok(m.clone());
@@ -22,7 +22,7 @@ pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<LocalMode
     let choice = state.model_choice.lock().expect("choice lock").clone();
     let path = ModelStore::default_location().resolve(choice.as_deref(), &Catalog::builtin()).map_err(message)?;
     let _ = app.emit("model-loading", path.display().to_string());
-    let m = Arc::new(LocalModel::load(&path, &LoadOptions::default()).await.map_err(message)?);
+    let m = Arc::new(Model::Local(LocalModel::load(&path, &LoadOptions::default()).await.map_err(message)?));
     let _ = app.emit("model-loaded", m.name());
     *slot = Some(m.clone());
     Ok(m)

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod edits;
 pub mod models;
+pub mod network;
 pub mod projects;
 
 /// Engine errors reach the UI as their message, which already says what to do.

@@ -12,7 +12,7 @@ export interface PromptReport {
 }
 export interface Citation { text: string; path: string | null; start_line: number | null; end_line: number | null; valid: boolean; problem: string | null }
 export interface Usage { prompt_tokens: number | null; completion_tokens: number; time_to_first_token_ms: number | null; decode_tokens_per_s: number | null; total_ms: number }
-export interface Turn { question: string; answer: string; stop: "end_of_text" | "length" | "cancelled"; model: string; asked_at: number; context: PromptReport; citations: Citation[]; usage: Usage }
+export interface Turn { question: string; answer: string; stop: "end_of_text" | "length" | "cancelled" | "connection_lost"; model: string; asked_at: number; context: PromptReport; citations: Citation[]; usage: Usage }
 export interface ConversationSummary { id: string; title: string; updated_at: number; turns: number }
 export interface Conversation { id: string; title: string; created_at: number; updated_at: number; turns: Turn[] }
 export interface DiffLine { kind: "context" | "added" | "removed"; text: string; no_newline: boolean }
@@ -25,6 +25,8 @@ export interface AppliedChange { id: string; proposal_id: string; instruction: s
 export interface InstalledModel { id: string; catalog_id: string | null; file: string; linked: boolean; info: { architecture: string; quantization: string; parameter_count: number; file_size: number; context_length: number | null } }
 export interface ModelsOverview { installed: InstalledModel[]; active: string | null; loaded: string | null; folder: string }
 export interface ModelFit { model: { id: string; display_name?: string; parameters_b?: number; quantization: string; size_bytes: number }; class: string; reason?: string }
+export interface ConnectionRecord { at: number; host: string; port: number; purpose: string; bytes_sent: number; bytes_received: number; outcome: string }
+export interface NetworkStatus { mode: "offline" | "allowlist"; summary: string; allowed_hosts: string[]; admin_files: string[]; log: ConnectionRecord[]; log_path: string }
 export interface HardwareSummary { hardware: any; assessment: any }
 
 export const api = {
@@ -48,6 +50,7 @@ export const api = {
   models: () => invoke<ModelsOverview>("models_list"),
   importModel: (path: string) => invoke<InstalledModel>("model_import", { path }),
   selectModel: (id: string) => invoke<void>("model_select", { id }),
+  network: () => invoke<NetworkStatus>("network_status"),
 };
 
 export function on<T>(event: string, handler: (payload: T) => void): Promise<UnlistenFn> {

@@ -18,7 +18,7 @@ pub use prompt::{Excerpt, ExcerptUse, PromptReport};
 use crate::edit::{propose, EditAnswer, EditFormat, Proposal, Snapshot};
 use crate::error::Result;
 use crate::index::{ProjectIndex, SearchOptions};
-use crate::inference::{CancellationToken, GenerationParams, LocalModel, TokenSink};
+use crate::inference::{CancellationToken, GenerationParams, Model, TokenSink};
 use crate::records::now;
 use prompt::{assemble, PromptRequest};
 
@@ -42,7 +42,7 @@ impl RequestOptions {
         RequestOptions { max_tokens: 2048, temperature: None, max_context_tokens: None, retrieve: 3 }
     }
 
-    fn window(&self, model: &LocalModel) -> usize {
+    fn window(&self, model: &Model) -> usize {
         let w = model.context_length();
         self.max_context_tokens.map_or(w, |m| m.min(w))
     }
@@ -67,10 +67,20 @@ fn frame_edit(files: &str, instruction: &str) -> String {
     format!("Project files:\n\n{files}Change requested: {instruction}")
 }
 
+/// Says in the report when the prompt leaves this machine, and that its counts are estimates.
+fn note_destination(model: &Model, context: &mut PromptReport) {
+    if let Some(host) = model.remote_host() {
+        context.notes.push(format!(
+            "Sent to the company inference server {host}: retrieval and prompt assembly ran on this machine, \
+             and only this prompt left it. Token counts are estimates (the server's tokenizer is not here)."
+        ));
+    }
+}
+
 /// Answers `question` about the project from its index, streaming into `sink`, and adds the
 /// turn to `conversation` (the caller saves it). The index should be up to date.
 pub async fn ask(
-    model: &LocalModel,
+    model: &Model,
     index: &ProjectIndex,
     conversation: &mut Conversation,
     question: &str,
@@ -89,7 +99,8 @@ pub async fn ask(
     let history = conversation.exchanges();
     let request =
         PromptRequest { system: ASK_SYSTEM_PROMPT, history: &history, excerpts: &excerpts, question, frame: frame_question };
-    let (messages, context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
+    let (messages, mut context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
+    note_destination(model, &mut context);
     let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
     let generation = model.generate(&messages, &params, sink, cancel).await?;
     let known = index.paths()?;
@@ -112,7 +123,7 @@ pub async fn ask(
 /// instruction names come first, then the files the index ranks highest; each is shown to the
 /// model whole, and the proposal is made against exactly those bytes.
 pub async fn propose_edit(
-    model: &LocalModel,
+    model: &Model,
     index: &ProjectIndex,
     instruction: &str,
     format: Option<EditFormat>,
@@ -120,7 +131,7 @@ pub async fn propose_edit(
     sink: &mut (dyn TokenSink + Send),
     cancel: &CancellationToken,
 ) -> Result<Proposal> {
-    let format = format.unwrap_or_else(|| EditFormat::for_model(model.info.parameter_count));
+    let format = format.unwrap_or_else(|| model.parameter_count().map_or(EditFormat::SearchReplace, EditFormat::for_model));
     let root = index.root().to_path_buf();
     let known = index.paths()?;
 
@@ -152,7 +163,8 @@ pub async fn propose_edit(
         question: instruction,
         frame: frame_edit,
     };
-    let (messages, context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
+    let (messages, mut context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
+    note_destination(model, &mut context);
     // Only files that made it into the prompt count as "seen"; others are read when touched.
     seen.retain(|p, _| context.included.iter().any(|e| e.path == *p));
 

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::inference::{ChatMessage, LocalModel};
+use crate::inference::{ChatMessage, Model};
 
 /// Counts tokens the way the loaded model will. A trait so prompt assembly can be tested
 /// without a model.
@@ -21,7 +21,7 @@ pub trait TokenCounter {
     async fn count_text(&self, text: &str) -> Result<usize>;
 }
 
-impl TokenCounter for LocalModel {
+impl TokenCounter for Model {
     async fn count_prompt(&self, messages: &[ChatMessage]) -> Result<usize> {
         self.count_prompt_tokens(messages).await
     }

@@ -1,5 +1,6 @@
-//! Text generation: the request and result types, the token sink, cancellation, and the
-//! in-process backend over mistral.rs (`local`).
+//! Text generation: the request and result types, the token sink, cancellation, the
+//! in-process backend over mistral.rs (`local`) and the company server's (`remote`), behind
+//! one [`Model`].
 //!
 //! Shape of a generation: the caller passes messages, parameters, a `TokenSink` that gets
 //! each piece of text as it is decoded and returns `false` to stop, and a `CancellationToken`
@@ -7,8 +8,12 @@
 //! stops at the next token and reports what it produced so far.
 
 mod local;
+mod model;
+pub mod remote;
 
 pub use local::{ComputeDtype, LoadOptions, LocalModel, SUPPORTED_ARCHITECTURES};
+pub use model::Model;
+pub use remote::{RemoteModel, RemoteOptions};
 pub use tokio_util::sync::CancellationToken;
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +66,8 @@ pub enum StopReason {
     Length,
     /// The sink returned `false` or the cancellation token fired.
     Cancelled,
+    /// A remote server's connection broke mid-answer; the text is what arrived before.
+    ConnectionLost,
 }
 
 /// Figures for one generation. Rates are per second of wall time. The default is "nothing

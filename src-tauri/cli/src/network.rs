@@ -1,0 +1,81 @@
+//! `perimeter network`: the network policy (offline by default, or an allowlist) and the log
+//! of every connection Perimeter made.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// The policy in force, who sets it, and what has left this machine (the default).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Allow connections to HOST (host, host:port or *.domain) and switch to the allowlist.
+    Allow { host: String },
+    /// Remove HOST from the allowlist.
+    Disallow { host: String },
+    /// Back to offline: no connection at all (the allowlist is kept for later).
+    Offline,
+    /// Every connection Perimeter made: when, where, what for, bytes.
+    Log {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: Option<NetworkCommand>) -> anyhow::Result<ExitCode> {
+    let mut policy = NetworkPolicy::default_location()?;
+    let log = ConnectionLog::default_location();
+    match cmd.unwrap_or(NetworkCommand::Status { json: false }) {
+        NetworkCommand::Status { json } => {
+            let admin: Vec<String> = policy.admin_files().iter().map(|p| p.display().to_string()).collect();
+            if json {
+                let status = json!({
+                    "mode": policy.mode(),
+                    "allowed_hosts": policy.allowed_hosts(),
+                    "admin_files": admin,
+                    "log": log.path(),
+                    "connections": log.read()?.len(),
+                });
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("{} · {}", policy.summary(), log.summary()?);
+                if !admin.is_empty() {
+                    println!("capped by the administrator's policy: {}", admin.join(", "));
+                }
+                println!("connection log: {}", log.path().display());
+            }
+        }
+        NetworkCommand::Allow { host } => {
+            policy.allow(&host)?;
+            println!("{}", policy.summary());
+        }
+        NetworkCommand::Disallow { host } => {
+            if !policy.disallow(&host)? {
+                eprintln!("{host} was not in the allowlist");
+            }
+            println!("{}", policy.summary());
+        }
+        NetworkCommand::Offline => {
+            policy.go_offline()?;
+            println!("{}", policy.summary());
+        }
+        NetworkCommand::Log { json } => {
+            let all = log.read()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("No connection has been made: nothing has left this machine.");
+            } else {
+                for r in all {
+                    println!("{}  {}:{}  {}  sent {} B, received {} B  {}", r.at, r.host, r.port, r.purpose, r.bytes_sent, r.bytes_received, r.outcome);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,128 @@
+//! The local record of every outbound connection Perimeter made (`<data>/network-log.jsonl`,
+//! one JSON object per line), which the user can open at any time. Nothing is ever sent
+//! anywhere from it; an empty log is the proof that nothing left the machine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{paths, records, Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    /// Unix seconds when the connection was opened.
+    pub at: u64,
+    pub host: String,
+    pub port: u16,
+    /// What it was for, in words ("company inference server", "model download").
+    pub purpose: String,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// "ok", or what went wrong.
+    pub outcome: String,
+}
+
+impl ConnectionRecord {
+    pub fn new(host: &str, port: u16, purpose: &str) -> ConnectionRecord {
+        ConnectionRecord {
+            at: records::now(),
+            host: host.to_string(),
+            port,
+            purpose: purpose.to_string(),
+            bytes_sent: 0,
+            bytes_received: 0,
+            outcome: "ok".to_string(),
+        }
+    }
+}
+
+pub struct ConnectionLog {
+    path: PathBuf,
+}
+
+impl ConnectionLog {
+    pub fn default_location() -> ConnectionLog {
+        ConnectionLog::at(&paths::data_dir().join("network-log.jsonl"))
+    }
+
+    pub fn at(path: &Path) -> ConnectionLog {
+        ConnectionLog { path: path.to_path_buf() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record (a single write of one line, so concurrent writers do not interleave).
+    pub fn record(&self, r: &ConnectionRecord) -> Result<()> {
+        let fail = |e: std::io::Error| Error::NetworkPolicy {
+            reason: format!("the connection log {} cannot be written: {e}", self.path.display()),
+        };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let mut line = serde_json::to_vec(r).expect("a record serializes");
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&self.path).map_err(fail)?;
+        // After a torn write (a crash mid-line) start a new line, so only the torn record is lost.
+        if ends_without_newline(&mut f).map_err(fail)? {
+            line.insert(0, b'\n');
+        }
+        f.write_all(&line).map_err(fail)
+    }
+
+    /// Every record, oldest first; a line that does not parse (a torn write) is skipped.
+    pub fn read(&self) -> Result<Vec<ConnectionRecord>> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::NetworkPolicy { reason: format!("the connection log {} cannot be read: {e}", self.path.display()) }),
+        }
+    }
+
+    /// "nothing has left this machine", or how many connections there were and the last one.
+    pub fn summary(&self) -> Result<String> {
+        let all = self.read()?;
+        Ok(match all.last() {
+            None => "nothing has left this machine".to_string(),
+            Some(last) => {
+                let sent: u64 = all.iter().map(|r| r.bytes_sent).sum();
+                format!("{} connection(s), {sent} bytes sent; last to {} ({})", all.len(), last.host, last.purpose)
+            }
+        })
+    }
+}
+
+fn ends_without_newline(f: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_appended_and_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let log = ConnectionLog::at(&d.path().join("sub/network-log.jsonl"));
+        assert!(log.read().unwrap().is_empty());
+        assert_eq!(log.summary().unwrap(), "nothing has left this machine");
+        let mut r = ConnectionRecord::new("llm.corp.example", 443, "company inference server");
+        r.bytes_sent = 1200;
+        log.record(&r).unwrap();
+        std::fs::OpenOptions::new().append(true).open(log.path()).unwrap().write_all(b"{torn").unwrap();
+        log.record(&ConnectionRecord::new("artifacts.corp.example", 8443, "model download")).unwrap();
+        let all = log.read().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], r);
+        assert!(log.summary().unwrap().contains("2 connection(s), 1200 bytes sent; last to artifacts.corp.example"));
+    }
+}
