@@ -17,8 +17,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # --- system packages -------------------------------------------------------------------
 packages=(build-essential pkg-config libssl-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev   # Tauri's WebKitGTK shell
+  libdbus-1-dev                                                # the OS keychain (Secret Service)
   nodejs npm python3 python3-pip unzip)
-[ "$want_tests" = 1 ] && packages+=(xvfb webkit2gtk-driver util-linux strace ripgrep)
+[ "$want_tests" = 1 ] && packages+=(xvfb webkit2gtk-driver util-linux strace ripgrep
+  gnome-keyring dbus-daemon dbus-bin)   # the window tests; the offline proofs; a real OS keychain
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,9 @@ fn main() {
                 "undo",
                 "history",
                 "network_status",
+                "server_settings",
+                "server_use",
+                "server_stop_using",
             ])),
     )
     .expect("failed to run tauri-build");

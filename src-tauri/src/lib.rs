@@ -6,7 +6,7 @@ mod commands;
 mod navigation;
 mod state;
 
-use commands::{chat, edits, models, network, projects};
+use commands::{chat, edits, models, network, projects, server};
 use tauri::Manager;
 
 pub fn run() {
@@ -35,6 +35,9 @@ pub fn run() {
             edits::undo,
             edits::history,
             network::network_status,
+            server::server_settings,
+            server::server_use,
+            server::server_stop_using,
         ])
         .build(tauri::generate_context!())
         .expect("error while building the Perimeter window");

@@ -279,6 +279,41 @@ def main(app, perimeter):
                             " document.documentElement.scrollHeight]")
             assert size[2] <= size[0] and size[3] <= size[1], f"{name} overflows the window at 1024x700: {size}"
             d.screenshot(f"{name}-1024x700")
+        # The company server path from the window: perimeter serve on loopback with a token,
+        # set up in the Models view (host allowed, key to the OS keychain), a question answered
+        # by it, the badge and the context say so; then back to the local model and offline.
+        d.call("POST", "/window/rect", {"width": 1280, "height": 800})
+        serve_port = free_port()
+        serve = subprocess.Popen([perimeter, "serve", "--port", str(serve_port), "--token", "e2e-token"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", serve_port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.time() < deadline, "perimeter serve did not start"
+                    time.sleep(0.3)
+            d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.type("[data-testid=server-url]", f"http://127.0.0.1:{serve_port}")
+            d.type("input[aria-label='API key']", "e2e-token")
+            d.click("[data-testid=server-use]")
+            d.wait_text("[data-testid=server-active]", "key in keychain")
+            d.screenshot("models-server")
+            d.click("nav[aria-label=Views] button:nth-child(1)")
+            d.type("textarea[aria-label=Question]", "What is the sales tax rate?\ue007")
+            d.wait_text("[data-testid=context]", "shop/pricing.py", timeout=240)
+            d.wait_text(".context", "Sent to the company inference server 127.0.0.1")
+            d.wait_text("[data-testid=network-status]", f"Allowlist: 127.0.0.1:{serve_port} · 2 connection(s)", timeout=30)
+            d.screenshot("chat-server")
+            d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.click("[data-testid=server-stop]")
+            d.wait_text("[data-testid=server-message]", "Back to the model on this machine")
+            d.wait_text("[data-testid=network-status]", "Offline · 2 connection(s)")
+        finally:
+            serve.terminate()
+            serve.wait(timeout=10)
         print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:
@@ -299,5 +334,18 @@ def main(app, perimeter):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def private_keychain():
+    """Runs this script again inside its own D-Bus session with an unlocked GNOME Keyring in a
+    throwaway HOME: the app stores the company server's key in a real OS keychain without
+    touching the user's."""
+    if os.environ.get("PERIMETER_E2E_BUS") != "1":
+        os.execvp("dbus-run-session", ["dbus-run-session", "--", "env", "PERIMETER_E2E_BUS=1",
+                                       sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
+    home = tempfile.mkdtemp(prefix="perimeter-e2e-keyring-")
+    subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets"], input=b"e2e",
+                   env=dict(os.environ, HOME=home), stdout=subprocess.DEVNULL, check=True)
+
+
 if __name__ == "__main__":
+    private_keychain()
     main(sys.argv[1], sys.argv[2])

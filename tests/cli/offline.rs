@@ -132,7 +132,8 @@ fn the_whole_flow_works_with_no_network_at_all() {
 fn violations(log: &str) -> Vec<String> {
     log.lines()
         .filter(|l| {
-            let inet_socket = l.contains("socket(AF_INET") ; // AF_INET and AF_INET6
+            // "socket(AF_INET" also matches AF_INET6.
+            let inet_socket = l.contains("socket(AF_INET");
             let remote = (l.contains("connect(") || l.contains("sendto(") || l.contains("sendmsg("))
                 && (l.contains("sa_family=AF_INET") && !l.contains("127.0.0.1")
                     || l.contains("sa_family=AF_INET6") && !l.contains("\"::1\""));

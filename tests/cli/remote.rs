@@ -257,3 +257,42 @@ fn remote_failures_get_clear_messages_and_a_cut_answer_is_kept() {
     let records: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
     assert!(records.as_array().unwrap().iter().any(|r| r["outcome"].as_str().unwrap().starts_with("cut mid-answer")), "{records}");
 }
+
+#[test]
+fn the_api_key_comes_from_the_os_keychain() {
+    // A real Secret Service: a private D-Bus session with GNOME Keyring, unlocked, in the
+    // sandbox's HOME — what a Linux desktop has.
+    let s = Served::start();
+    let sb = Sandbox::new();
+    let shop = fixture_project(&sb, "shop");
+    assert!(sb.cmd().args(["network", "allow", &format!("127.0.0.1:{}", s.port)]).output().unwrap().status.success());
+    let bin = sb.cmd().get_program().to_owned();
+    let script = format!(
+        r#"set -e
+printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+P="{bin}"
+printf '%s\n' '{TOKEN}' | "$P" --threads 2 network key {url}
+"$P" --threads 2 ask --project {shop} --server {url} --max-tokens 8 "What is the sales tax rate?" >/dev/null
+echo asked-with-stored-key
+"$P" --threads 2 network forget-key {url}
+if "$P" --threads 2 ask --project {shop} --server {url} --max-tokens 8 "What is the sales tax rate?" 2>err.txt; then exit 1; fi
+grep -q "refused the API key (HTTP 401" err.txt && echo refused-without-key
+"#,
+        bin = bin.to_string_lossy(),
+        url = s.url(),
+        shop = shop.display(),
+    );
+    let mut c = Command::new("dbus-run-session");
+    c.args(["--", "bash", "-c", &script]).current_dir(sb.dir.path());
+    for (k, v) in sb.cmd().get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.env_remove("PERIMETER_API_KEY").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("is in the OS keychain") && stdout.contains("asked-with-stored-key"), "{stdout}");
+    assert!(stdout.contains("removed the key") && stdout.contains("refused-without-key"), "{stdout}");
+}

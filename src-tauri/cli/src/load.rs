@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use clap::Args;
+use perimeter_engine::inference::remote::server_id;
 use perimeter_engine::inference::{LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
 use perimeter_engine::models::{Catalog, ModelStore};
-use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
+use perimeter_engine::network::{keychain, ConnectionLog, NetworkPolicy};
 
 use crate::progress;
 
@@ -15,8 +16,8 @@ use crate::progress;
 pub struct ServerArgs {
     /// The company's OpenAI-compatible inference server (vLLM, `mistralrs serve`,
     /// `perimeter serve`), e.g. https://llm.corp.example. Its host must be allowed by the
-    /// network policy (`perimeter network allow HOST`). The API key, if it needs one, is read
-    /// from PERIMETER_API_KEY.
+    /// network policy (`perimeter network allow HOST`). Its API key, if it needs one, comes
+    /// from the OS keychain (`perimeter network key URL`) or PERIMETER_API_KEY.
     #[arg(long, conflicts_with = "model")]
     pub server: Option<String>,
     /// The server's model to use (default: the first it lists).
@@ -37,6 +38,22 @@ pub async fn load_model(name: Option<&str>, options: &LoadOptions, show_progress
     Ok(result?)
 }
 
+/// The key for `url`: PERIMETER_API_KEY when set, else the one `perimeter network key` stored
+/// in the OS keychain. A keychain that cannot be read is reported but not fatal: the server
+/// may need no key.
+fn api_key(url: &str) -> anyhow::Result<Option<String>> {
+    if let Some(k) = std::env::var("PERIMETER_API_KEY").ok().filter(|k| !k.is_empty()) {
+        return Ok(Some(k));
+    }
+    match keychain::api_key(&server_id(url)?) {
+        Ok(k) => Ok(k),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// The local model `name`, or the server `--server` names.
 pub async fn open_model(name: Option<&str>, options: &LoadOptions, server: &ServerArgs, show_progress: bool) -> anyhow::Result<Model> {
     let Some(url) = &server.server else {
@@ -45,7 +62,7 @@ pub async fn open_model(name: Option<&str>, options: &LoadOptions, server: &Serv
     let remote = RemoteOptions {
         url: url.clone(),
         model: server.server_model.clone(),
-        api_key: std::env::var("PERIMETER_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: api_key(url)?,
         context_length: None,
         timeout: Duration::from_secs(server.server_timeout.max(1)),
     };

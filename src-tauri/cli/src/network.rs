@@ -1,10 +1,12 @@
 //! `perimeter network`: the network policy (offline by default, or an allowlist) and the log
 //! of every connection Perimeter made.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
+use perimeter_engine::inference::remote::server_id;
+use perimeter_engine::network::{keychain, ConnectionLog, NetworkPolicy};
 use serde_json::json;
 
 #[derive(Subcommand)]
@@ -20,6 +22,10 @@ pub enum NetworkCommand {
     Disallow { host: String },
     /// Back to offline: no connection at all (the allowlist is kept for later).
     Offline,
+    /// Store the API key for a company server (read from stdin) in the OS keychain.
+    Key { server: String },
+    /// Remove a company server's API key from the OS keychain.
+    ForgetKey { server: String },
     /// Every connection Perimeter made: when, where, what for, bytes.
     Log {
         #[arg(long)]
@@ -63,6 +69,25 @@ pub fn run(cmd: Option<NetworkCommand>) -> anyhow::Result<ExitCode> {
         NetworkCommand::Offline => {
             policy.go_offline()?;
             println!("{}", policy.summary());
+        }
+        NetworkCommand::Key { server } => {
+            let id = server_id(&server)?;
+            if std::io::stdin().is_terminal() {
+                eprintln!("API key for {id} (input is read up to the end of the line):");
+            }
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            let key = key.trim();
+            if key.is_empty() {
+                anyhow::bail!("no key given on stdin");
+            }
+            keychain::set_api_key(&id, key)?;
+            println!("the key for {id} is in the OS keychain");
+        }
+        NetworkCommand::ForgetKey { server } => {
+            let id = server_id(&server)?;
+            let removed = keychain::delete_api_key(&id)?;
+            println!("{}", if removed { format!("removed the key for {id}") } else { format!("no key was stored for {id}") });
         }
         NetworkCommand::Log { json } => {
             let all = log.read()?;

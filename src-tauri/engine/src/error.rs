@@ -40,6 +40,9 @@ pub enum Error {
     #[error("the company inference server at {url}: {reason}")]
     Remote { url: String, reason: String },
 
+    #[error("{reason}")]
+    Keychain { reason: String },
+
     #[error("network policy: {reason}")]
     NetworkPolicy { reason: String },
 

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use perimeter_engine::assistant::{self, Conversation, ConversationSummary, Conversations, RequestOptions, Turn};
-use perimeter_engine::inference::{LoadOptions, LocalModel, Model};
+use perimeter_engine::inference::remote::{server_id, ServerSettings};
+use perimeter_engine::inference::{LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
+use perimeter_engine::network::{keychain, ConnectionLog, NetworkPolicy};
 use perimeter_engine::models::{Catalog, ModelStore};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
@@ -18,6 +20,22 @@ pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<Model>> {
     let mut slot = state.model.lock().await;
     if let Some(m) = slot.as_ref() {
         return Ok(m.clone());
+    }
+    let server = ServerSettings::load().map_err(message)?;
+    if let Some(url) = server.url {
+        let _ = app.emit("model-loading", url.clone());
+        let id = server_id(&url).map_err(message)?;
+        let options = RemoteOptions {
+            model: server.model,
+            api_key: keychain::api_key(&id).map_err(message)?,
+            ..RemoteOptions::new(&url)
+        };
+        let policy = NetworkPolicy::default_location().map_err(message)?;
+        let remote = RemoteModel::connect(options, policy, ConnectionLog::default_location()).await.map_err(message)?;
+        let m = Arc::new(Model::Remote(remote));
+        let _ = app.emit("model-loaded", m.name());
+        *slot = Some(m.clone());
+        return Ok(m);
     }
     let choice = state.model_choice.lock().expect("choice lock").clone();
     let path = ModelStore::default_location().resolve(choice.as_deref(), &Catalog::builtin()).map_err(message)?;

@@ -6,6 +6,7 @@ pub mod edits;
 pub mod models;
 pub mod network;
 pub mod projects;
+pub mod server;
 
 /// Engine errors reach the UI as their message, which already says what to do.
 pub type CmdResult<T> = Result<T, String>;

@@ -27,6 +27,7 @@ export interface ModelsOverview { installed: InstalledModel[]; active: string | 
 export interface ModelFit { model: { id: string; display_name?: string; parameters_b?: number; quantization: string; size_bytes: number }; class: string; reason?: string }
 export interface ConnectionRecord { at: number; host: string; port: number; purpose: string; bytes_sent: number; bytes_received: number; outcome: string }
 export interface NetworkStatus { mode: "offline" | "allowlist"; summary: string; allowed_hosts: string[]; admin_files: string[]; log: ConnectionRecord[]; log_path: string }
+export interface ServerStatus { url: string | null; model: string | null; has_key: boolean }
 export interface HardwareSummary { hardware: any; assessment: any }
 
 export const api = {
@@ -51,7 +52,16 @@ export const api = {
   importModel: (path: string) => invoke<InstalledModel>("model_import", { path }),
   selectModel: (id: string) => invoke<void>("model_select", { id }),
   network: () => invoke<NetworkStatus>("network_status"),
+  server: () => invoke<ServerStatus>("server_settings"),
+  useServer: (url: string, model: string | null, apiKey: string | null) => invoke<void>("server_use", { url, model, apiKey }),
+  stopUsingServer: () => invoke<void>("server_stop_using"),
 };
+
+/** A window event after anything that may have changed the network state or its log. */
+export const NETWORK_CHANGED = "perimeter:network-changed";
+export function networkChanged() {
+  window.dispatchEvent(new Event(NETWORK_CHANGED));
+}
 
 export function on<T>(event: string, handler: (payload: T) => void): Promise<UnlistenFn> {
   return listen<T>(event, (e) => handler(e.payload));

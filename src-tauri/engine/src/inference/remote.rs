@@ -62,13 +62,7 @@ impl RemoteModel {
     /// Checks the policy, then asks the server which models it has (and their context window).
     pub async fn connect(options: RemoteOptions, policy: NetworkPolicy, log: ConnectionLog) -> Result<RemoteModel> {
         let bad_url = |why: &str| Error::Remote { url: options.url.clone(), reason: why.to_string() };
-        let mut base = reqwest::Url::parse(options.url.trim_end_matches('/'))
-            .map_err(|e| bad_url(&format!("not a URL ({e}); write it as https://host[:port]")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad_url("only http:// and https:// servers are supported"));
-        }
-        let host = base.host_str().ok_or_else(|| bad_url("the URL has no host"))?.to_string();
-        let port = base.port_or_known_default().unwrap_or(443);
+        let (mut base, host, port) = parse_server(&options.url)?;
         // Refused here, before any socket exists.
         policy.check(&host, port, PURPOSE)?;
         if !base.path().ends_with("/v1") {
@@ -282,6 +276,25 @@ impl RemoteModel {
     }
 }
 
+/// The server's URL, host and port; `Err` for anything but an http(s) URL with a host.
+fn parse_server(url: &str) -> Result<(reqwest::Url, String, u16)> {
+    let bad = |why: String| Error::Remote { url: url.to_string(), reason: why };
+    let base = reqwest::Url::parse(url.trim_end_matches('/'))
+        .map_err(|e| bad(format!("not a URL ({e}); write it as https://host[:port]")))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(bad("only http:// and https:// servers are supported".to_string()));
+    }
+    let host = base.host_str().ok_or_else(|| bad("the URL has no host".to_string()))?.to_string();
+    let port = base.port_or_known_default().unwrap_or(443);
+    Ok((base, host, port))
+}
+
+/// How a server is named in the keychain and the allowlist: `host:port`.
+pub fn server_id(url: &str) -> Result<String> {
+    let (_, host, port) = parse_server(url)?;
+    Ok(format!("{host}:{port}"))
+}
+
 /// Server-sent events, parsed as bytes arrive (an event may be split across chunks).
 #[derive(Default)]
 struct SseText {
@@ -326,5 +339,40 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert!(matches!(&e[0], SseEvent::Data(v) if v.pointer("/choices/0/delta/content").unwrap() == "hi"));
         assert!(matches!(e[1], SseEvent::Done) && s.finished);
+    }
+}
+
+/// The app's choice of company server (`<data>/server.toml`); no URL means the local model.
+/// The key is not here: it is in the OS keychain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ServerSettings {
+    pub url: Option<String>,
+    pub model: Option<String>,
+}
+
+impl ServerSettings {
+    fn path() -> std::path::PathBuf {
+        crate::paths::data_dir().join("server.toml")
+    }
+
+    pub fn load() -> Result<ServerSettings> {
+        let path = ServerSettings::path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| Error::Remote {
+                url: path.display().to_string(),
+                reason: format!("the server settings file is not valid: {}", e.message()),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServerSettings::default()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let path = ServerSettings::path();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let text = toml::to_string(self).map_err(|e| Error::Remote { url: path.display().to_string(), reason: e.to_string() })?;
+        crate::paths::write_atomically(&path, text.as_bytes())
     }
 }

@@ -7,6 +7,7 @@
 //! Every feature that could touch the network calls [`NetworkPolicy::check`] first and logs
 //! what it did in the [`ConnectionLog`].
 
+pub mod keychain;
 pub mod log;
 pub mod policy;
 
