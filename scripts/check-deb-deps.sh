@@ -10,9 +10,24 @@ trap 'rm -rf "$work"' EXIT
 dpkg-deb -x "$deb" "$work"
 
 depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$')
-# Everything the declared packages bring with them, plus what every Debian system has.
-closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-  --no-replaces --no-enhances $depends libc6 libgcc-s1 2>/dev/null | grep -v '^ ' | sed 's/:.*//' | sort -u)
+# Everything the declared packages bring with them (from the installed packages' own
+# Depends, so it needs no apt lists), plus what every Debian system has.
+closure=$(python3 - $depends libc6 libgcc-s1 <<'PY'
+import subprocess, sys, re
+seen, todo = set(), list(sys.argv[1:])
+while todo:
+    pkg = todo.pop()
+    if pkg in seen:
+        continue
+    seen.add(pkg)
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", pkg], capture_output=True, text=True)
+    for alt in re.split(r"[,|]", out.stdout):
+        name = re.sub(r"\(.*?\)|:any", "", alt).strip()
+        if name:
+            todo.append(name)
+print("\n".join(sorted(seen)))
+PY
+)
 
 status=0
 for bin in "$work"/usr/bin/*; do

@@ -17,3 +17,6 @@ say "running the app's window tests (screenshots in tests/app/screenshots/)"
 cargo build --release --locked --workspace
 PATH="$(dirname "$TAURI_DRIVER"):$PATH" xvfb-run -a -s "-screen 0 1280x800x24" \
   python3 tests/app/e2e.py "$CARGO_TARGET_DIR/release/perimeter-app" "$CARGO_TARGET_DIR/release/perimeter"
+
+say "building the installers and checking the .deb's dependencies"
+scripts/package.sh

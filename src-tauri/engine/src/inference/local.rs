@@ -18,7 +18,7 @@ use mistralrs::{
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{ChatMessage, Generation, GenerationParams, Role, StopReason, TokenSink, Usage};
+use super::{ms, rate, ChatMessage, Generation, GenerationParams, Role, StopReason, TokenSink, Usage};
 use crate::error::{Error, Result};
 use crate::models::gguf::{self, GgufInfo};
 
@@ -302,14 +302,6 @@ fn role(r: Role) -> TextMessageRole {
         Role::User => TextMessageRole::User,
         Role::Assistant => TextMessageRole::Assistant,
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn rate(count: usize, secs: f64) -> Option<f64> {
-    (secs > 0.0 && count > 0).then(|| count as f64 / secs)
 }
 
 fn best_device() -> Device {

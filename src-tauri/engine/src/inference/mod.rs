@@ -102,6 +102,16 @@ impl<F: FnMut(&str) -> bool> TokenSink for F {
     }
 }
 
+/// Milliseconds, for [`Usage`].
+pub(crate) fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `count` per second over `secs`; `None` when there is nothing to divide.
+pub(crate) fn rate(count: usize, secs: f64) -> Option<f64> {
+    (secs > 0.0 && count > 0).then(|| count as f64 / secs)
+}
+
 /// Backends compiled into this build, for the hardware report.
 pub fn compiled_backends() -> Vec<String> {
     let mut b = vec!["cpu".to_string()];

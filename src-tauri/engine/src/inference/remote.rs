@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{CancellationToken, ChatMessage, Generation, GenerationParams, StopReason, TokenSink, Usage};
+use super::{ms, rate, CancellationToken, ChatMessage, Generation, GenerationParams, StopReason, TokenSink, Usage};
 use crate::network::{ConnectionLog, ConnectionRecord, NetworkPolicy};
 use crate::{Error, Result};
 
@@ -264,13 +264,10 @@ impl RemoteModel {
         let usage = Usage {
             prompt_tokens: usage_reported.map(|u| u.0),
             completion_tokens: completion,
-            time_to_first_token_ms: first_token.map(|d| d.as_secs_f64() * 1000.0),
+            time_to_first_token_ms: first_token.map(ms),
             prompt_tokens_per_s: None,
-            decode_tokens_per_s: first_token
-                .map(|f| (total - f).as_secs_f64())
-                .filter(|s| *s > 0.0)
-                .map(|s| completion.saturating_sub(1) as f64 / s),
-            total_ms: total.as_secs_f64() * 1000.0,
+            decode_tokens_per_s: first_token.and_then(|f| rate(completion.saturating_sub(1), (total - f).as_secs_f64())),
+            total_ms: ms(total),
         };
         Ok(Generation { text, stop, usage })
     }
