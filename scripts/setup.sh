@@ -58,8 +58,12 @@ if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.packa
   (cd ui && npm install --no-fund --no-audit --loglevel=error)
 fi
 # The shell embeds ui/dist when it compiles, so the UI is built first (a few seconds).
-say "building the UI"
-(cd ui && npm run --silent build -- --logLevel error)
+# Only when a source changed: a rebuilt ui/dist makes the shell recompile.
+ui_sources=(ui/src ui/index.html ui/package.json ui/package-lock.json ui/vite.config.ts ui/svelte.config.js ui/tsconfig.json)
+if [ ! -f ui/dist/index.html ] || [ -n "$(find "${ui_sources[@]}" -newer ui/dist/index.html -print -quit)" ]; then
+  say "building the UI"
+  (cd ui && npm run --silent build -- --logLevel error)
+fi
 
 # --- models -----------------------------------------------------------------------------------
 say "checking the development model"

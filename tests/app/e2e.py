@@ -234,7 +234,15 @@ def main(app, perimeter):
         d.wait_text("[data-testid=network-status]", "Offline · nothing has left this machine")
         d.click("[data-testid=network-status]")
         d.wait_text("[data-testid=network-log-empty]", "nothing has left this machine")
+        # The allowlist is edited there too: allow a host, see it in force, remove it, go offline.
+        d.type("[data-testid=allow-host]", "llm.corp.example")
+        d.click("[data-testid=allow-submit]")
+        d.wait_text("[data-testid=allowed-hosts]", "llm.corp.example")
+        d.wait_text("[data-testid=network-status]", "Allowlist: llm.corp.example")
         d.screenshot("network")
+        d.click(".network-dialog button[aria-label='Remove llm.corp.example']")
+        d.click("[data-testid=go-offline]")
+        d.wait_text("[data-testid=network-status]", "Offline · nothing has left this machine")
         d.click(".network-dialog button[aria-label=Close]")
         # A corrupt .gguf dropped on the window: the Models view says what is wrong.
         broken = os.path.join(tmp, "broken.gguf")

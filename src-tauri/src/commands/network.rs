@@ -11,6 +11,8 @@ pub struct NetworkStatus {
     /// e.g. "Offline · nothing has left this machine".
     summary: String,
     allowed_hosts: Vec<String>,
+    /// The user's own list, kept while offline (what the settings edit).
+    user_hosts: Vec<String>,
     admin_files: Vec<String>,
     log: Vec<ConnectionRecord>,
     log_path: String,
@@ -24,8 +26,30 @@ pub async fn network_status() -> CmdResult<NetworkStatus> {
         mode: policy.mode(),
         summary: format!("{} · {}", policy.summary(), log.summary().map_err(message)?),
         allowed_hosts: policy.allowed_hosts(),
+        user_hosts: policy.user().allow.clone(),
         admin_files: policy.admin_files().iter().map(|p| p.display().to_string()).collect(),
         log: log.read().map_err(message)?,
         log_path: log.path().display().to_string(),
     })
+}
+
+/// Allows `host` (host, host:port or *.domain) and switches to the allowlist; refused when an
+/// administrator's policy does not allow it.
+#[tauri::command]
+pub async fn network_allow(host: String) -> CmdResult<NetworkStatus> {
+    NetworkPolicy::default_location().and_then(|mut p| p.allow(&host)).map_err(message)?;
+    network_status().await
+}
+
+#[tauri::command]
+pub async fn network_disallow(host: String) -> CmdResult<NetworkStatus> {
+    NetworkPolicy::default_location().and_then(|mut p| p.disallow(&host)).map_err(message)?;
+    network_status().await
+}
+
+/// Back to offline (the allowlist is kept for later).
+#[tauri::command]
+pub async fn network_offline() -> CmdResult<NetworkStatus> {
+    NetworkPolicy::default_location().and_then(|mut p| p.go_offline()).map_err(message)?;
+    network_status().await
 }

@@ -26,7 +26,7 @@ export interface InstalledModel { id: string; catalog_id: string | null; file: s
 export interface ModelsOverview { installed: InstalledModel[]; active: string | null; loaded: string | null; folder: string }
 export interface ModelFit { model: { id: string; display_name?: string; parameters_b?: number; quantization: string; size_bytes: number }; class: string; reason?: string }
 export interface ConnectionRecord { at: number; host: string; port: number; purpose: string; bytes_sent: number; bytes_received: number; outcome: string }
-export interface NetworkStatus { mode: "offline" | "allowlist"; summary: string; allowed_hosts: string[]; admin_files: string[]; log: ConnectionRecord[]; log_path: string }
+export interface NetworkStatus { mode: "offline" | "allowlist"; summary: string; allowed_hosts: string[]; user_hosts: string[]; admin_files: string[]; log: ConnectionRecord[]; log_path: string }
 export interface ServerStatus { url: string | null; model: string | null; has_key: boolean }
 export interface HardwareSummary { hardware: any; assessment: any }
 
@@ -52,6 +52,9 @@ export const api = {
   importModel: (path: string) => invoke<InstalledModel>("model_import", { path }),
   selectModel: (id: string) => invoke<void>("model_select", { id }),
   network: () => invoke<NetworkStatus>("network_status"),
+  networkAllow: (host: string) => invoke<NetworkStatus>("network_allow", { host }),
+  networkDisallow: (host: string) => invoke<NetworkStatus>("network_disallow", { host }),
+  networkOffline: () => invoke<NetworkStatus>("network_offline"),
   server: () => invoke<ServerStatus>("server_settings"),
   useServer: (url: string, model: string | null, apiKey: string | null) => invoke<void>("server_use", { url, model, apiKey }),
   stopUsingServer: () => invoke<void>("server_stop_using"),

@@ -227,6 +227,11 @@ impl RemoteModel {
                 match event {
                     SseEvent::Done => break 'read,
                     SseEvent::Data(v) => {
+                        // An error in the middle of a stream (vLLM and `perimeter serve` send one).
+                        if let Some(msg) = v.pointer("/error/message").and_then(|m| m.as_str()) {
+                            lost = Some(format!("the server reported an error: {msg}"));
+                            break 'read;
+                        }
                         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
                             let n = |k: &str| u.get(k).and_then(|x| x.as_u64()).unwrap_or(0) as usize;
                             usage_reported = Some((n("prompt_tokens"), n("completion_tokens")));
