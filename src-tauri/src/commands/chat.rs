@@ -27,7 +27,8 @@ pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<Model>> {
         let id = server_id(&url).map_err(message)?;
         let options = RemoteOptions {
             model: server.model,
-            api_key: keychain::api_key(&id).map_err(message)?,
+            // No readable keychain is not fatal: the server may need no key (a 401 says so).
+            api_key: keychain::api_key(&id).ok().flatten(),
             ..RemoteOptions::new(&url)
         };
         let policy = NetworkPolicy::default_location().map_err(message)?;
