@@ -7,6 +7,7 @@ fn main() {
                 "models_list",
                 "model_import",
                 "model_select",
+                "model_remove",
                 "projects_list",
                 "project_add",
                 "project_remove",

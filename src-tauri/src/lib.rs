@@ -19,6 +19,7 @@ pub fn run() {
             models::models_list,
             models::model_import,
             models::model_select,
+            models::model_remove,
             projects::projects_list,
             projects::project_add,
             projects::project_remove,

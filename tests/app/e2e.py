@@ -322,6 +322,15 @@ def main(app, perimeter):
         finally:
             serve.terminate()
             serve.wait(timeout=10)
+
+        # Removing the linked dev model takes it off the list and leaves the file alone.
+        d.click("nav[aria-label=Views] button:nth-child(3)")
+        d.click("button[aria-label='Remove smollm2-135m-instruct-q4_1']")
+        d.click("[data-testid=confirm-remove]")
+        d.wait_text("[data-testid=removed-message]", "its file stays at")
+        assert os.path.isfile(MODEL), "a linked model file was deleted"
+        d.click("nav[aria-label=Views] button:nth-child(1)")
+        d.wait_text("[data-testid=no-model]", "No model is installed")
         print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:

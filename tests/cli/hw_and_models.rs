@@ -70,3 +70,33 @@ fn import_refuses_unsupported_and_broken_files_and_installs_nothing() {
     assert!(v["installed"].as_array().unwrap().is_empty());
     assert!(std::fs::read_dir(sb.data().join("models")).map_or(true, |d| d.count() == 0));
 }
+
+#[test]
+fn removing_a_model_deletes_a_copy_but_never_a_linked_file() {
+    let sb = Sandbox::new();
+    // A copy of the dev model outside the store, imported twice: by link, then (as another
+    // file name) by copy.
+    let mine = sb.dir.path().join("mine.gguf");
+    std::fs::copy(dev_model(), &mine).unwrap();
+    let run = |args: &[&str]| sb.cmd().args(args).output().unwrap();
+    assert!(run(&["models", "import", "--link", mine.to_str().unwrap()]).status.success());
+    // The file is the catalog's dev model (recognised by its sha256), so it goes by that id.
+    let id = "smollm2-135m-instruct-q4_1";
+    let out = run(&["models", "rm", id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("its file stays at"));
+    assert!(mine.is_file(), "a linked file is the user's");
+
+    assert!(run(&["models", "import", mine.to_str().unwrap()]).status.success());
+    let copy = sb.data().join("models/mine.gguf");
+    assert!(copy.is_file());
+    let out = run(&["models", "rm", id]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("deleted"));
+    assert!(!copy.exists() && mine.is_file(), "the copy goes, the original stays");
+    let list: serde_json::Value = serde_json::from_slice(&run(&["models", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["installed"], serde_json::json!([]), "{list}");
+
+    let unknown = run(&["models", "rm", id]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no model named"));
+}

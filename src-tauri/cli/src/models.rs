@@ -27,6 +27,10 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove an installed model: a copied file is deleted, a linked one is left where it is.
+    Rm {
+        name: String,
+    },
     /// Re-check every installed model's file and checksum.
     Verify {
         #[arg(long)]
@@ -92,6 +96,15 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                     m.info.context_length.map_or("unknown".into(), |c| c.to_string()),
                     m.file.display()
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Rm { name } => {
+            let removed = store.remove(&name)?;
+            if removed.linked {
+                println!("removed {} from the list; its file stays at {}", removed.id, removed.file.display());
+            } else {
+                println!("removed {} and deleted {}", removed.id, removed.file.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -80,3 +80,18 @@ pub async fn model_select(state: State<'_, AppState>, id: String) -> CmdResult<(
     *state.model.lock().await = None;
     Ok(())
 }
+
+/// Removes an installed model (a copied file is deleted; a linked file is left where it is)
+/// and lets it go if it is loaded.
+#[tauri::command]
+pub async fn model_remove(state: State<'_, AppState>, id: String) -> CmdResult<InstalledModel> {
+    let removed = ModelStore::default_location().remove(&id).map_err(message)?;
+    {
+        let mut choice = state.model_choice.lock().expect("choice lock");
+        if choice.as_deref() == Some(removed.id.as_str()) {
+            *choice = None;
+        }
+    }
+    *state.model.lock().await = None;
+    Ok(removed)
+}

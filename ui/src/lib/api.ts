@@ -51,6 +51,7 @@ export const api = {
   models: () => invoke<ModelsOverview>("models_list"),
   importModel: (path: string) => invoke<InstalledModel>("model_import", { path }),
   selectModel: (id: string) => invoke<void>("model_select", { id }),
+  removeModel: (id: string) => invoke<InstalledModel>("model_remove", { id }),
   network: () => invoke<NetworkStatus>("network_status"),
   networkAllow: (host: string) => invoke<NetworkStatus>("network_allow", { host }),
   networkDisallow: (host: string) => invoke<NetworkStatus>("network_disallow", { host }),

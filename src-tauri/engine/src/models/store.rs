@@ -177,6 +177,28 @@ impl ModelStore {
         Ok(model)
     }
 
+    /// Removes the installed model `name` from the list. A copied file is deleted with what an
+    /// interrupted copy left beside it; a linked file is the user's and is never touched.
+    pub fn remove(&self, name: &str) -> Result<InstalledModel> {
+        let model = self.find(name)?.ok_or_else(|| Error::UnknownModel { name: name.to_string() })?;
+        let mut manifest = self.read_manifest()?;
+        manifest.models.retain(|m| m.id != model.id);
+        // The list first: a model whose file is gone but still listed would look installed.
+        self.write_manifest(&manifest)?;
+        if !model.linked {
+            // Only files inside the model folder are ours to delete.
+            if model.file.parent() == Some(self.dir.as_path()) {
+                match fs::remove_file(&model.file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&model.file, e)),
+                }
+                let _ = fs::remove_file(model.file.with_extension("gguf.part"));
+            }
+        }
+        Ok(model)
+    }
+
     /// Re-reads every installed model: the file is there, its header is sound, its hash is
     /// the one recorded at import (and the catalog's, where the catalog knows it).
     pub fn verify(&self, catalog: &Catalog, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<VerifyReport>> {
