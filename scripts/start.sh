@@ -10,7 +10,11 @@ cargo build --release --locked --workspace
 
 bin="$CARGO_TARGET_DIR/release"
 # Register the development model with the app, in place (it is never copied or deleted).
-if ! "$bin/perimeter" models list --json | grep -q '"id": "smollm2-135m-instruct-q4_1"'; then
+installed() {
+  "$bin/perimeter" models list --json | python3 -c \
+    'import json, sys; sys.exit(0 if any(m["id"] == sys.argv[1] for m in json.load(sys.stdin)["installed"]) else 1)' "$1"
+}
+if ! installed smollm2-135m-instruct-q4_1; then
   "$bin/perimeter" models import --link models/local/SmolLM2-135M-Instruct.Q4_1.gguf
 fi
 say "starting Perimeter"
