@@ -14,12 +14,7 @@ use crate::util::*;
 fn wrapped(cmd: &Command, prefix: &[&str]) -> Command {
     let mut w = Command::new(prefix[0]);
     w.args(&prefix[1..]).arg(cmd.get_program()).args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => w.env(k, v),
-            None => w.env_remove(k),
-        };
-    }
+    copy_env(cmd, &mut w);
     w
 }
 

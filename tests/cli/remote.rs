@@ -284,12 +284,7 @@ grep -q "refused the API key (HTTP 401" err.txt && echo refused-without-key
     );
     let mut c = Command::new("dbus-run-session");
     c.args(["--", "bash", "-c", &script]).current_dir(sb.dir.path());
-    for (k, v) in sb.cmd().get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
+    copy_env(&sb.cmd(), &mut c);
     let out = c.env_remove("PERIMETER_API_KEY").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", stderr(&out));

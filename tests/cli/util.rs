@@ -55,6 +55,16 @@ impl Sandbox {
     }
 }
 
+/// Gives `to` the environment `from` sets and removes (to run a sandbox's command another way).
+pub fn copy_env(from: &Command, to: &mut Command) {
+    for (k, v) in from.get_envs() {
+        match v {
+            Some(v) => to.env(k, v),
+            None => to.env_remove(k),
+        };
+    }
+}
+
 /// The JSON lines a command printed.
 pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(stdout)

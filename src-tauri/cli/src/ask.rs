@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use perimeter_engine::assistant::{self, Conversation, Conversations, PromptReport, RequestOptions, Turn};
-use perimeter_engine::inference::{ChatMessage, ComputeDtype, GenerationParams, LoadOptions, StopReason};
+use perimeter_engine::inference::{ChatMessage, GenerationParams, StopReason};
 use serde_json::json;
 
-use crate::load::{open_model, ServerArgs};
+use crate::load::ModelChoice;
 use crate::stream::{cancel_on_ctrl_c, finish, finish_text, json_error, stdout_sink};
 
 const SYSTEM_PROMPT: &str = "You are Perimeter, a coding assistant running entirely on the user's machine. \
@@ -31,9 +31,8 @@ pub struct AskArgs {
     /// After the answer, list the excerpts that went into the prompt (path, lines, tokens).
     #[arg(long, requires = "project")]
     show_context: bool,
-    /// An installed model's name, or the path of a .gguf file (default: the largest installed).
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: ModelChoice,
     /// One JSON event per line: {"event":"token"}, then {"event":"done"} or {"event":"error"}.
     #[arg(long)]
     json: bool,
@@ -48,11 +47,6 @@ pub struct AskArgs {
     /// Excerpts to retrieve from the project.
     #[arg(long, default_value_t = 8)]
     excerpts: usize,
-    /// Precision of activations: auto, f32, f16, bf16.
-    #[arg(long, default_value = "auto")]
-    dtype: ComputeDtype,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
@@ -66,8 +60,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
 
 /// A question to the model alone.
 async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
-    let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
-    let model = open_model(args.model.as_deref(), &options, &args.server, !args.json).await?;
+    let model = args.model.open(!args.json).await?;
     let cancel = cancel_on_ctrl_c();
     let messages = [ChatMessage::system(SYSTEM_PROMPT), ChatMessage::user(&args.question)];
     let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature };
@@ -91,8 +84,7 @@ async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
         (None, false) => Conversation::new(),
     };
 
-    let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
-    let model = open_model(args.model.as_deref(), &options, &args.server, !args.json).await?;
+    let model = args.model.open(!args.json).await?;
     let cancel = cancel_on_ctrl_c();
     let request = RequestOptions {
         max_tokens: args.max_tokens,

@@ -10,10 +10,10 @@ use clap::Args;
 use perimeter_engine::assistant::{self, PromptReport, RequestOptions};
 use perimeter_engine::edit::{self, EditAnswer, EditFormat, Proposal, Proposals, Selection};
 use perimeter_engine::index::ProjectIndex;
-use perimeter_engine::inference::{ComputeDtype, LoadOptions, StopReason, Usage};
+use perimeter_engine::inference::{StopReason, Usage};
 use serde_json::json;
 
-use crate::load::{open_model, ServerArgs};
+use crate::load::ModelChoice;
 use crate::stream::{cancel_on_ctrl_c, json_error, stdout_sink};
 
 #[derive(Args)]
@@ -38,8 +38,8 @@ pub struct EditArgs {
     /// Print the model's answer as it streams (the diff follows).
     #[arg(long)]
     stream: bool,
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    model: ModelChoice,
     #[arg(long)]
     json: bool,
     #[arg(long, default_value_t = 2048)]
@@ -52,13 +52,9 @@ pub struct EditArgs {
     /// Files to show the model (besides those the instruction names).
     #[arg(long, default_value_t = 3)]
     files: usize,
-    #[arg(long, default_value = "auto")]
-    dtype: ComputeDtype,
     /// After the diff, list the files that went into the prompt.
     #[arg(long)]
     show_context: bool,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -109,8 +105,7 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     let proposal = match &args.answer_file {
         Some(file) => from_answer_file(&index, &args, file)?,
         None => {
-            let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
-            let model = open_model(args.model.as_deref(), &options, &args.server, !args.json).await?;
+            let model = args.model.open(!args.json).await?;
             let cancel = cancel_on_ctrl_c();
             let options = RequestOptions {
                 max_tokens: args.max_tokens,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use perimeter_engine::inference::remote::server_id;
-use perimeter_engine::inference::{LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
+use perimeter_engine::inference::{ComputeDtype, LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
 use perimeter_engine::models::{Catalog, ModelStore};
 use perimeter_engine::network::{keychain, ConnectionLog, NetworkPolicy};
 
@@ -54,18 +54,35 @@ fn api_key(url: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
-/// The local model `name`, or the server `--server` names.
-pub async fn open_model(name: Option<&str>, options: &LoadOptions, server: &ServerArgs, show_progress: bool) -> anyhow::Result<Model> {
-    let Some(url) = &server.server else {
-        return Ok(Model::Local(load_model(name, options, show_progress).await?));
-    };
-    let remote = RemoteOptions {
-        url: url.clone(),
-        model: server.server_model.clone(),
-        api_key: api_key(url)?,
-        context_length: None,
-        timeout: Duration::from_secs(server.server_timeout.max(1)),
-    };
-    let model = RemoteModel::connect(remote, NetworkPolicy::default_location()?, ConnectionLog::default_location()).await?;
-    Ok(Model::Remote(model))
+/// Which model answers a request: an installed one (with its compute precision), or the
+/// company server `--server` names. Shared by `ask` and `edit`.
+#[derive(Args, Clone)]
+pub struct ModelChoice {
+    /// An installed model's name, or the path of a .gguf file (default: the largest installed).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Precision of activations: auto, f32, f16, bf16.
+    #[arg(long, default_value = "auto")]
+    pub dtype: ComputeDtype,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl ModelChoice {
+    /// Loads the local model, or connects to the server.
+    pub async fn open(&self, show_progress: bool) -> anyhow::Result<Model> {
+        let Some(url) = &self.server.server else {
+            let options = LoadOptions { dtype: self.dtype, ..LoadOptions::default() };
+            return Ok(Model::Local(load_model(self.model.as_deref(), &options, show_progress).await?));
+        };
+        let remote = RemoteOptions {
+            url: url.clone(),
+            model: self.server.server_model.clone(),
+            api_key: api_key(url)?,
+            context_length: None,
+            timeout: Duration::from_secs(self.server.server_timeout.max(1)),
+        };
+        let model = RemoteModel::connect(remote, NetworkPolicy::default_location()?, ConnectionLog::default_location()).await?;
+        Ok(Model::Remote(model))
+    }
 }
