@@ -100,3 +100,31 @@ fn removing_a_model_deletes_a_copy_but_never_a_linked_file() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no model named"));
 }
+
+#[test]
+fn a_moved_import_takes_the_file_and_a_refused_one_gives_it_back() {
+    let sb = Sandbox::new();
+    let elsewhere = sb.dir.path().join("downloads");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let name = dev_model().file_name().unwrap().to_owned();
+
+    // A copy whose bytes differ from the catalog's sha256: refused, and the file is where it was.
+    let mut bytes = std::fs::read(dev_model()).unwrap();
+    let broken = elsewhere.join(&name);
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&broken, &bytes).unwrap();
+    let out = sb.cmd().args(["models", "import", "--move"]).arg(&broken).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the catalog expects"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&broken).unwrap(), bytes, "the refused file was not given back intact");
+    assert!(!sb.data().join("models").join(&name).exists());
+
+    // The real file: moved into the model folder.
+    std::fs::copy(dev_model(), &broken).unwrap();
+    let out = sb.cmd().args(["models", "import", "--move"]).arg(&broken).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!broken.exists(), "the moved file is still at its old place");
+    assert!(sb.data().join("models").join(&name).is_file());
+    assert!(sb.cmd().args(["models", "verify"]).output().unwrap().status.success());
+}

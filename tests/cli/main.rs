@@ -3,7 +3,9 @@
 
 mod ask;
 mod ask_project;
+mod download;
 mod edit;
+mod file_server;
 mod hw_and_models;
 mod index;
 mod offline;

@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Show this machine's hardware, how each catalog model fits, and the recommended one.
     Hw(hw::HwArgs),
-    /// List, import and verify models.
+    /// List, download, import, verify and remove models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
     /// Ask a question (about a project, with --project); the answer streams to stdout.
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
             Command::Hw(args) => hw::run(args),
             Command::Network { command } => network::run(command),
             Command::Serve(args) => serve::run(args).await,
-            Command::Models(cmd) => models::run(cmd),
+            Command::Models(cmd) => models::run(cmd).await,
             Command::Ask(args) => ask::run(args).await,
             Command::Conversations(args) => ask::run_conversations(args),
             Command::Edit(args) => edit::run_edit(args).await,

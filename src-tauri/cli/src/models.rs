@@ -2,13 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
+use perimeter_engine::models::download::{self, partial_download, Phase, PullOptions};
 use perimeter_engine::models::store::ImportMode;
 use perimeter_engine::models::{Catalog, ModelStore};
+use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
+use perimeter_engine::Error;
 use serde_json::json;
 
 use crate::progress::{self, size};
+use crate::stream::cancel_on_ctrl_c;
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -22,12 +27,32 @@ pub enum ModelsCommand {
     Import {
         file: PathBuf,
         /// Leave the file where it is; the app will never delete it.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "move_file")]
         link: bool,
+        /// Move the file into the model folder instead of copying it (instant on the same disk).
+        #[arg(long = "move")]
+        move_file: bool,
         #[arg(long)]
         json: bool,
     },
-    /// Remove an installed model: a copied file is deleted, a linked one is left where it is.
+    /// Download a catalog model from a source the network policy allows (resumable; checked
+    /// against the catalog's size and sha256 before it is listed). Ctrl-C stops and keeps
+    /// what was downloaded for the next try.
+    Pull {
+        /// The catalog id (`perimeter models list`).
+        name: String,
+        /// Download from this URL (the .gguf file itself) instead of the mirrors and the catalog's sources.
+        #[arg(long)]
+        from: Option<String>,
+        /// Seconds to wait for a connection, and for each piece of the file.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Progress and the result as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an installed model (a copied file is deleted, a linked one is left where it is),
+    /// or what an unfinished download of it left.
     Rm {
         name: String,
     },
@@ -38,7 +63,7 @@ pub enum ModelsCommand {
     },
 }
 
-pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     let store = ModelStore::default_location();
     let catalog = Catalog::builtin();
     match cmd {
@@ -78,9 +103,13 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ModelsCommand::Import { file, link, json } => {
-            let bar = progress::bytes(if link { "hashing" } else { "copying" });
-            let mode = if link { ImportMode::Link } else { ImportMode::Copy };
+        ModelsCommand::Import { file, link, move_file, json } => {
+            let bar = progress::bytes(if link { "hashing" } else if move_file { "moving" } else { "copying" });
+            let mode = match (link, move_file) {
+                (true, _) => ImportMode::Link,
+                (_, true) => ImportMode::Move,
+                _ => ImportMode::Copy,
+            };
             let result = store.import(&file, mode, &catalog, &mut progress::reporter(&bar));
             bar.finish_and_clear();
             let m = result?;
@@ -99,7 +128,16 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        ModelsCommand::Pull { name, from, timeout, json } => pull(&store, &catalog, &name, from, timeout, json).await,
         ModelsCommand::Rm { name } => {
+            if store.find(&name)?.is_none() {
+                // Not installed: a catalog model may still have an unfinished download.
+                if let Some((bytes, part)) = catalog.get(&name).and_then(|m| partial_download(&store, m)) {
+                    store.discard_partial(&catalog.get(&name).expect("found above").file_name)?;
+                    println!("deleted the unfinished download of {name} ({}, {})", size(bytes), part.display());
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let removed = store.remove(&name)?;
             if removed.linked {
                 println!("removed {} from the list; its file stays at {}", removed.id, removed.file.display());
@@ -129,5 +167,55 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+    }
+}
+
+/// `perimeter models pull`: exit 0 installed, 1 failed, 130 cancelled (what was fetched is kept).
+async fn pull(store: &ModelStore, catalog: &Catalog, name: &str, from: Option<String>, timeout: u64, json: bool) -> anyhow::Result<ExitCode> {
+    let model = catalog.get(name).ok_or_else(|| Error::UnknownModel { name: name.to_string() })?;
+    if let Some(m) = store.find(&model.id)?.filter(|m| m.file.is_file()) {
+        if json {
+            println!("{}", json!({ "event": "installed", "model": m, "already": true }));
+        } else {
+            println!("{} is already installed ({})", m.id, m.file.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let policy = NetworkPolicy::default_location()?;
+    let log = ConnectionLog::default_location();
+    let options = PullOptions { from, timeout: Duration::from_secs(timeout.max(1)) };
+    let cancel = cancel_on_ctrl_c();
+    let bar = progress::bytes(&format!("downloading {}", model.id));
+    let mut last_phase = None;
+    let mut on_progress = |p: &download::PullProgress| {
+        if json {
+            println!("{}", json!({ "event": "progress", "progress": p }));
+            return;
+        }
+        if last_phase != Some(p.phase) {
+            last_phase = Some(p.phase);
+            bar.set_message(match p.phase {
+                Phase::Checking => format!("checking the {} already downloaded", size(p.resumed_from)),
+                Phase::Downloading => format!("downloading {} from {}", p.model, p.source),
+            });
+        }
+        progress::reporter(&bar)(p.done, p.total);
+    };
+    let result = download::pull(store, catalog, &model.id, &policy, &log, &options, &mut on_progress, &cancel).await;
+    bar.finish_and_clear();
+    match result {
+        Ok(m) => {
+            if json {
+                println!("{}", json!({ "event": "installed", "model": m, "already": false }));
+            } else {
+                println!("installed {} ({}, sha256 {}) → {}", m.id, size(model.size_bytes), m.sha256, m.file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ Error::DownloadCancelled { .. }) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => Err(e.into()),
     }
 }

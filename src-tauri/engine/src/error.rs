@@ -37,6 +37,24 @@ pub enum Error {
     #[error("{purpose} needs a connection to {host}, which the network policy refuses: {reason}")]
     NetworkRefused { host: String, purpose: String, reason: String },
 
+    #[error("downloading {model} failed: {reason}")]
+    Download { model: String, reason: String },
+
+    #[error("{model} is already being downloaded by another Perimeter window or command; wait for it to finish")]
+    DownloadBusy { model: String },
+
+    #[error(
+        "the download of {model} was cancelled; {} MiB are kept in {} to resume later (`perimeter models rm {model}` deletes them)",
+        kept >> 20, part.display()
+    )]
+    DownloadCancelled { model: String, kept: u64, part: PathBuf },
+
+    #[error(
+        "not enough free space in {}: {} MiB are needed, {} MiB are free; free some space and try again (nothing was lost)",
+        path.display(), needed.div_ceil(1 << 20), available >> 20
+    )]
+    DiskFull { path: PathBuf, needed: u64, available: u64 },
+
     #[error("the company inference server at {url}: {reason}")]
     Remote { url: String, reason: String },
 
@@ -61,12 +79,15 @@ pub enum Error {
     #[error("no model named `{name}`; `perimeter models list` shows the names you can use")]
     UnknownModel { name: String },
 
-    #[error("`{name}` is in the catalog but not installed; import its file with `perimeter models import FILE`")]
+    #[error(
+        "`{name}` is in the catalog but not installed; download it with `perimeter models pull {name}`, \
+         or import its file with `perimeter models import FILE`"
+    )]
     ModelNotInstalled { name: String },
 
     #[error(
-        "no model is installed; run scripts/fetch-models.sh for the development model, \
-         or `perimeter models import FILE` for a .gguf file you have"
+        "no model is installed; download the one `perimeter hw` recommends with `perimeter models pull NAME`, \
+         import a .gguf file you have with `perimeter models import FILE`, or run scripts/fetch-models.sh for the development model"
     )]
     NoModelInstalled,
 

@@ -1,6 +1,7 @@
-//! Models: the catalog, GGUF file inspection, the hardware fit, and installed models.
+//! Models: the catalog, GGUF file inspection, the hardware fit, installed models, and downloads.
 
 pub mod catalog;
+pub mod download;
 pub mod fit;
 pub mod gguf;
 pub mod store;

@@ -34,6 +34,9 @@ pub struct InstalledModel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportMode {
     Copy,
+    /// Into the model folder by rename when it is on the same disk (instant for big files),
+    /// else copied, checked, and only then is the original deleted.
+    Move,
     Link,
 }
 
@@ -132,16 +135,23 @@ impl ModelStore {
         let file_name = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         fs::create_dir_all(&self.dir).at(&self.dir)?;
 
+        let dest = self.dir.join(&file_name);
+        let already_here = dest.exists() && dest.canonicalize().ok().as_deref() == Some(source.as_path());
         let (file, sha256) = match mode {
             ImportMode::Link => (source.clone(), hash_file(&source, progress)?),
+            _ if already_here => (dest.clone(), hash_file(&dest, progress)?),
             ImportMode::Copy => {
-                let dest = self.dir.join(&file_name);
-                if dest.exists() && dest.canonicalize().ok().as_deref() == Some(source.as_path()) {
-                    (dest.clone(), hash_file(&dest, progress)?)
-                } else {
-                    let sha = copy_hashing(&source, &dest, progress)?;
-                    (dest, sha)
-                }
+                let sha = copy_hashing(&source, &dest, progress)?;
+                (dest, sha)
+            }
+            ImportMode::Move => {
+                // The hash is checked before the original goes: rename keeps the same bytes,
+                // and a copy is hashed as it is written.
+                let sha = match fs::rename(&source, &dest) {
+                    Ok(()) => hash_file(&dest, progress)?,
+                    Err(_) => copy_hashing(&source, &dest, progress)?,
+                };
+                (dest, sha)
             }
         };
 
@@ -150,8 +160,17 @@ impl ModelStore {
         });
         if let Some(expected) = entry.and_then(|e| e.sha256.as_deref()) {
             if expected != sha256 {
-                if mode == ImportMode::Copy {
-                    let _ = fs::remove_file(&file);
+                match mode {
+                    ImportMode::Copy => {
+                        let _ = fs::remove_file(&file);
+                    }
+                    // The user's file was moved here: put it back rather than delete it.
+                    ImportMode::Move if !already_here => {
+                        if fs::rename(&file, &source).is_err() {
+                            let _ = fs::copy(&file, &source).and_then(|_| fs::remove_file(&file));
+                        }
+                    }
+                    _ => {}
                 }
                 return Err(Error::CorruptGguf {
                     path: source,
@@ -159,17 +178,69 @@ impl ModelStore {
                 });
             }
         }
+        if mode == ImportMode::Move && !already_here && source.exists() {
+            fs::remove_file(&source).at(&source)?;
+        }
         let id = entry
             .map(|e| e.id.clone())
             .unwrap_or_else(|| file_name.strip_suffix(".gguf").unwrap_or(&file_name).to_string());
-        let model = InstalledModel {
+        self.record(InstalledModel {
             id,
             catalog_id: entry.map(|e| e.id.clone()),
             file,
             linked: mode == ImportMode::Link,
             sha256,
             info,
-        };
+        })
+    }
+
+    /// Where a download of `file_name` is written until it is complete and verified.
+    pub fn partial_path(&self, file_name: &str) -> PathBuf {
+        self.dir.join(format!("{file_name}.part"))
+    }
+
+    /// Installs a finished download: `part` is checked as a model this app can run, renamed to
+    /// `file_name` in the model folder, and listed. `sha256` is the hash computed while downloading.
+    pub fn install_download(&self, part: &Path, file_name: &str, sha256: String, catalog_id: &str) -> Result<InstalledModel> {
+        let info = read_info(part)?;
+        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
+            return Err(Error::UnsupportedArchitecture {
+                path: part.to_path_buf(),
+                architecture: info.architecture,
+                supported: SUPPORTED_ARCHITECTURES.join(", "),
+            });
+        }
+        let dest = self.dir.join(file_name);
+        File::open(part).and_then(|f| f.sync_all()).at(part)?;
+        fs::rename(part, &dest).at(&dest)?;
+        self.record(InstalledModel {
+            id: catalog_id.to_string(),
+            catalog_id: Some(catalog_id.to_string()),
+            file: dest,
+            linked: false,
+            sha256,
+            info,
+        })
+    }
+
+    /// Deletes what an unfinished download of `file_name` left (the partial file and its notes).
+    /// Returns the bytes freed; 0 when there was nothing.
+    pub fn discard_partial(&self, file_name: &str) -> Result<u64> {
+        let part = self.partial_path(file_name);
+        let size = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        for p in [part.clone(), part.with_extension("part.json")] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(size)
+    }
+
+    /// Adds (or replaces) a model in the list, under the manifest lock.
+    fn record(&self, model: InstalledModel) -> Result<InstalledModel> {
+        let _lock = self.lock_manifest()?;
         let mut manifest = self.read_manifest()?;
         manifest.models.retain(|m| m.id != model.id);
         manifest.models.push(model.clone());
@@ -177,14 +248,33 @@ impl ModelStore {
         Ok(model)
     }
 
+    /// An exclusive lock on the list of models, so that two windows or commands finishing an
+    /// import or download at once do not lose each other's entry. Released when dropped.
+    fn lock_manifest(&self) -> Result<File> {
+        let path = self.lock_path("installed");
+        let f = File::options().create(true).truncate(false).write(true).open(&path).at(&path)?;
+        f.lock().at(&path)?;
+        Ok(f)
+    }
+
+    /// A lock file under `<models>/.locks/` (created; never deleted, so a lock is always on one file).
+    pub(crate) fn lock_path(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(".locks");
+        let _ = fs::create_dir_all(&dir);
+        dir.join(format!("{name}.lock"))
+    }
+
     /// Removes the installed model `name` from the list. A copied file is deleted with what an
     /// interrupted copy left beside it; a linked file is the user's and is never touched.
     pub fn remove(&self, name: &str) -> Result<InstalledModel> {
         let model = self.find(name)?.ok_or_else(|| Error::UnknownModel { name: name.to_string() })?;
-        let mut manifest = self.read_manifest()?;
-        manifest.models.retain(|m| m.id != model.id);
-        // The list first: a model whose file is gone but still listed would look installed.
-        self.write_manifest(&manifest)?;
+        {
+            let _lock = self.lock_manifest()?;
+            let mut manifest = self.read_manifest()?;
+            manifest.models.retain(|m| m.id != model.id);
+            // The list first: a model whose file is gone but still listed would look installed.
+            self.write_manifest(&manifest)?;
+        }
         if !model.linked {
             // Only files inside the model folder are ours to delete.
             if model.file.parent() == Some(self.dir.as_path()) {
@@ -193,7 +283,9 @@ impl ModelStore {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io(&model.file, e)),
                 }
-                let _ = fs::remove_file(model.file.with_extension("gguf.part"));
+                if let Some(name) = model.file.file_name() {
+                    self.discard_partial(&name.to_string_lossy())?;
+                }
             }
         }
         Ok(model)

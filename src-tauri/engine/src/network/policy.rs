@@ -6,7 +6,11 @@
 //! ```toml
 //! mode = "allowlist"            # or "offline" (the default)
 //! allow = ["llm.corp.example", "artifacts.corp.example:8443", "*.models.corp.example"]
+//! mirrors = ["https://artifacts.corp.example:8443/models/"]  # where model files can be downloaded
 //! ```
+//!
+//! A mirror is a base URL: a catalog model's file is fetched from `<mirror>/<file name>`, before
+//! the catalog's own sources. Listing a mirror does not allow its host; `allow` still decides.
 //!
 //! The effective policy is the strictest of all files: `allowlist` only when every file says
 //! so, and a host only when every file allows it. The user cannot loosen an administrator's file.
@@ -35,6 +39,8 @@ pub struct PolicyFile {
     pub mode: Mode,
     #[serde(default)]
     pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// A host a policy allows: `host`, `host:port`, or `*.domain` (any subdomain, not the domain itself).
@@ -180,6 +186,19 @@ impl NetworkPolicy {
     fn admin_allows_rule(&self, rule: &str) -> bool {
         let Ok(r) = HostRule::parse(rule) else { return false };
         self.admin.iter().all(|(_, f)| f.allow.iter().filter_map(|a| HostRule::parse(a).ok()).any(|a| a.covers(&r)))
+    }
+
+    /// Model mirrors, the administrators' first, then the user's (no duplicates).
+    pub fn mirrors(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for f in self.admin.iter().map(|(_, f)| f).chain(std::iter::once(&self.user)) {
+            for m in &f.mirrors {
+                if !all.contains(m) {
+                    all.push(m.clone());
+                }
+            }
+        }
+        all
     }
 
     /// Ok if a connection to `host:port` for `purpose` is allowed; otherwise an error that
