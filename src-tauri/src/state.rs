@@ -24,6 +24,8 @@ pub struct AppState {
     pub model_choice: Mutex<Option<String>>,
     pub projects: Mutex<HashMap<PathBuf, OpenProject>>,
     pub generations: Mutex<HashMap<String, CancellationToken>>,
+    /// Model downloads in flight, by catalog id.
+    pub downloads: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl AppState {
@@ -61,6 +63,10 @@ impl AppState {
     /// Stops every generation and watcher: the window is closing.
     pub fn shut_down(&self) {
         for token in self.generations.lock().expect("generations lock").values() {
+            token.cancel();
+        }
+        // A download stops with its bytes on disk, and resumes on the next Download.
+        for token in self.downloads.lock().expect("downloads lock").values() {
             token.cancel();
         }
         for p in self.projects.lock().expect("projects lock").values_mut() {

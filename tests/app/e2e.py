@@ -114,6 +114,44 @@ class Driver:
             f.write(png)
 
 
+def model_mirror():
+    """A loopback HTTP server of the dev model at /models/<name>, with range requests and
+    throttled to about 10 MiB/s so that a download can be watched and cancelled. Returns the
+    server and the list of Range headers it saw (None for none)."""
+    data = open(MODEL, "rb").read()
+    path = "/models/" + os.path.basename(MODEL)
+    ranges = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            ranges.append(self.headers.get("Range"))
+            if self.path != path:
+                self.send_error(404)
+                return
+            start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+            self.send_response(206 if start else 200)
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for at in range(start, len(data), 1 << 20):
+                    self.wfile.write(data[at:at + (1 << 20)])
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the app cancelled
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, ranges
+
+
 def cli(binary, env, *args):
     out = subprocess.run([binary, *args], env=env, capture_output=True, text=True)
     if out.returncode not in (0,):
@@ -331,6 +369,45 @@ def main(app, perimeter):
         assert os.path.isfile(MODEL), "a linked model file was deleted"
         d.click("nav[aria-label=Views] button:nth-child(1)")
         d.wait_text("[data-testid=no-model]", "No model is installed")
+
+        # Download it back from a mirror the administrator lists. Offline, nothing is fetched
+        # and the window says how to allow it; allowed, it downloads with progress, a Cancel
+        # keeps the bytes, and Resume fetches only the rest, verified before it is listed.
+        mirror, ranges = model_mirror()
+        with open(os.path.join(env["PERIMETER_DATA_DIR"], "network.toml"), "a") as f:
+            f.write(f'mirrors = ["http://127.0.0.1:{mirror.server_address[1]}/models/"]\n')
+        d.click("nav[aria-label=Views] button:nth-child(3)")
+        row = "[data-testid='catalog-smollm2-135m-instruct-q4_1']"
+        d.click(f"{row} [data-testid=download]")
+        d.wait_text("[role=alert]", "perimeter network allow")
+        assert ranges == [], f"a request was made while offline: {ranges}"
+        d.click("[data-testid=network-status]")
+        d.type("[data-testid=allow-host]", "127.0.0.1")
+        d.click("[data-testid=allow-submit]")
+        d.wait_text("[data-testid=allowed-hosts]", "127.0.0.1")
+        d.click(".network-dialog button[aria-label=Close]")
+        d.click(f"{row} [data-testid=download]")
+        d.wait_text(f"{row} [data-testid=download-progress]", "MiB/s", timeout=30)
+        d.script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", row)
+        d.screenshot("models-download")
+        d.click(f"{row} [data-testid=download-cancel]")
+        d.wait_text(f"{row} [data-testid=download-resume]", "Resume (")
+        part = os.path.join(env["PERIMETER_DATA_DIR"], "models", os.path.basename(MODEL) + ".part")
+        kept = os.path.getsize(part)
+        assert kept > 0 and ranges == [None], (kept, ranges)
+        d.click(f"{row} [data-testid=download-resume]")
+        d.wait_text("[data-testid=pull-message]", "Downloaded and verified", timeout=120)
+        assert ranges == [None, f"bytes={kept}-"], f"the resume did not ask for the rest only: {ranges}"
+        d.wait_text(row, "installed")
+        installed = os.path.join(env["PERIMETER_DATA_DIR"], "models", os.path.basename(MODEL))
+        assert open(installed, "rb").read() == open(MODEL, "rb").read()
+        assert not os.path.exists(part)
+        d.wait_text("[data-testid=network-status]", "Allowlist: 127.0.0.1")
+        d.script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", row)
+        d.screenshot("models-downloaded")
+        d.click("nav[aria-label=Views] button:nth-child(1)")
+        assert not d.script("return !!document.querySelector('[data-testid=no-model]')"), "still no model after the download"
+        mirror.shutdown()
         print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:

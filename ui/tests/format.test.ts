@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, eta, parseCitation, timeAgo, windowShare } from "../src/lib/format";
+import { bytes, duration, eta, parseCitation, timeAgo, windowShare } from "../src/lib/format";
 
 describe("format", () => {
   it("sizes", () => {
@@ -7,6 +7,12 @@ describe("format", () => {
     expect(bytes(98 * 1024 * 1024)).toBe("98 MiB");
     expect(bytes(4.5 * 1024 ** 3)).toBe("4.5 GiB");
   });
+  it("durations in the unit a person reads", () => {
+    expect(duration(12.2)).toBe("13 s");
+    expect(duration(600)).toBe("10 min");
+    expect(duration(7500)).toBe("2 h 5 min");
+  });
+
   it("eta from rate so far", () => {
     expect(eta(50, 100, 10_000)).toBe("10 s");
     expect(eta(10, 100, 60_000)).toBe("9 min");

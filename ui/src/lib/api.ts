@@ -22,8 +22,10 @@ export interface BlockProblem { block: number; path: string | null; reason: stri
 export interface Proposal { id: string; instruction: string; created_at: number; model: string; answer: string; files: FileChange[]; problems: BlockProblem[]; context: PromptReport }
 export interface ProposalSummary { id: string; instruction: string; created_at: number; files: number; problems: number }
 export interface AppliedChange { id: string; proposal_id: string; instruction: string; applied_at: number; files: { path: string; kind: string; hunks: number[] }[]; undone_at: number | null }
-export interface InstalledModel { id: string; catalog_id: string | null; file: string; linked: boolean; info: { architecture: string; quantization: string; parameter_count: number; file_size: number; context_length: number | null } }
-export interface ModelsOverview { installed: InstalledModel[]; active: string | null; loaded: string | null; folder: string }
+export interface InstalledModel { id: string; catalog_id: string | null; file: string; linked: boolean; sha256: string; info: { architecture: string; quantization: string; parameter_count: number; file_size: number; context_length: number | null } }
+export interface CatalogEntry { id: string; display_name: string; quantization: string; size_bytes: number; role: "assistant" | "development"; installed: boolean; partial_bytes: number; downloading: boolean }
+export interface ModelsOverview { installed: InstalledModel[]; active: string | null; loaded: string | null; folder: string; catalog: CatalogEntry[] }
+export interface PullProgress { model: string; phase: "checking" | "downloading"; source: string; done: number; total: number; resumed_from: number; bytes_per_s: number; eta_s: number | null }
 export interface ModelFit { model: { id: string; display_name?: string; parameters_b?: number; quantization: string; size_bytes: number }; class: string; reason?: string }
 export interface ConnectionRecord { at: number; host: string; port: number; purpose: string; bytes_sent: number; bytes_received: number; outcome: string }
 export interface NetworkStatus { mode: "offline" | "allowlist"; summary: string; allowed_hosts: string[]; user_hosts: string[]; admin_files: string[]; log: ConnectionRecord[]; log_path: string }
@@ -49,7 +51,10 @@ export const api = {
   history: (root: string) => invoke<AppliedChange[]>("history", { root }),
   hardware: () => invoke<HardwareSummary>("hardware_summary"),
   models: () => invoke<ModelsOverview>("models_list"),
-  importModel: (path: string) => invoke<InstalledModel>("model_import", { path }),
+  importModel: (path: string, moveFile = false) => invoke<InstalledModel>("model_import", { path, moveFile }),
+  pullModel: (id: string) => invoke<InstalledModel>("model_pull", { id }),
+  cancelPull: (id: string) => invoke<void>("model_pull_cancel", { id }),
+  discardDownload: (id: string) => invoke<number>("model_discard_download", { id }),
   selectModel: (id: string) => invoke<void>("model_select", { id }),
   removeModel: (id: string) => invoke<InstalledModel>("model_remove", { id }),
   network: () => invoke<NetworkStatus>("network_status"),

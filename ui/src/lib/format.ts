@@ -10,8 +10,14 @@ export function bytes(n: number): string {
 /** Seconds left at the current rate, as "12 s" or "3 min"; empty when unknown. */
 export function eta(done: number, total: number, elapsedMs: number): string {
   if (done <= 0 || total <= done || elapsedMs <= 0) return "";
-  const secs = ((total - done) * elapsedMs) / done / 1000;
-  return secs < 90 ? `${Math.ceil(secs)} s` : `${Math.ceil(secs / 60)} min`;
+  return duration(((total - done) * elapsedMs) / done / 1000);
+}
+
+/** A number of seconds as "12 s", "3 min" or "2 h 5 min". */
+export function duration(secs: number): string {
+  if (secs < 90) return `${Math.ceil(secs)} s`;
+  const min = Math.ceil(secs / 60);
+  return min < 120 ? `${min} min` : `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 
 /** Share of the context window a prompt used, 0–100, for the context bar. */
