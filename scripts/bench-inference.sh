@@ -2,11 +2,12 @@
 # Runs `perimeter bench inference` and llama.cpp (the peer) on the same GGUF file, the same
 # prompt tokens and the same thread count, one after the other, and prints both with ratios.
 #   scripts/bench-inference.sh [--model FILE] [--threads N] [--prompt-tokens N] [--dtype D] [--runs N]
+#                              [--before BINARY]   # also an older `perimeter` build, for before/after in one run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/perimeter-target}"
 
-model=models/local/SmolLM2-135M-Instruct.Q4_1.gguf threads=2 prompt_tokens=1000 dtype=auto runs=3 decode=128
+model=models/local/SmolLM2-135M-Instruct.Q4_1.gguf threads=2 prompt_tokens=1000 dtype=auto runs=3 decode=128 before=
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -15,6 +16,7 @@ while [ $# -gt 0 ]; do
     --dtype) dtype=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --decode-tokens) decode=$2; shift 2 ;;
+    --before) before=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -29,26 +31,41 @@ trap 'rm -rf "$work"' EXIT
 "$CARGO_TARGET_DIR/release/perimeter" --threads "$threads" bench inference --json --model "$model" \
   --prompt-tokens "$prompt_tokens" --decode-tokens "$decode" --runs "$runs" --dtype "$dtype" \
   --save-prompt "$work/prompt.txt" > "$work/ours.json"
+if [ -n "$before" ]; then
+  "$before" --threads "$threads" bench inference --json --model "$model" \
+    --prompt-tokens "$prompt_tokens" --decode-tokens "$decode" --runs "$runs" --dtype "$dtype" > "$work/before.json"
+else
+  echo '{}' > "$work/before.json"
+fi
 node bench/llama-cpp-peer/peer.mjs --model "$model" --prompt-file "$work/prompt.txt" \
   --threads "$threads" --decode-tokens "$decode" --runs "$runs" > "$work/peer.json"
 
-python3 - "$work/ours.json" "$work/peer.json" "$dtype" <<'PY'
+python3 - "$work/ours.json" "$work/peer.json" "$dtype" "$work/before.json" <<'PY'
 import json, sys
 ours, peer = (json.load(open(p)) for p in sys.argv[1:3])
 dtype = sys.argv[3]
+before = json.load(open(sys.argv[4]))
 rows = [("load (s)", "load_s", False), ("time to first token (ms)", "time_to_first_token_ms", False),
         ("prompt tokens/s", "prompt_tokens_per_s", True), ("decode tokens/s", "decode_tokens_per_s", True),
         ("peak RSS (MiB)", "peak_rss_bytes", False)]
 print(f"model {ours['model']} ({ours['quantization']}), {ours['threads']} threads, dtype {dtype}, "
       f"prompt {ours['prompt_tokens']} tokens (peer: {peer['prompt_tokens']}), decode {ours['decode_tokens']}, median of {ours['runs']} runs")
 print()
-print("| measure | mistral.rs (Perimeter) | llama.cpp (peer) | ratio ours/peer |")
-print("|---|---|---|---|")
+fmt = lambda x: f"{x:.1f}" if x else "n/a"
+if before:
+    print("| measure | before | mistral.rs (Perimeter) | llama.cpp (peer) | before/peer | ours/peer |")
+    print("|---|---|---|---|---|---|")
+else:
+    print("| measure | mistral.rs (Perimeter) | llama.cpp (peer) | ratio ours/peer |")
+    print("|---|---|---|---|")
 for label, key, higher_better in rows:
-    a, b = ours.get(key), peer.get(key)
+    a, b, c = ours.get(key), peer.get(key), before.get(key)
     if key == "peak_rss_bytes":
-        a, b = (x / 2**20 if x else None for x in (a, b))
-    ratio = f"{a / b:.2f}x" if a and b else "n/a"
+        a, b, c = (x / 2**20 if x else None for x in (a, b, c))
+    ratio = lambda x: f"{x / b:.2f}x" if x and b else "n/a"
     note = " (higher is better)" if higher_better else ""
-    print(f"| {label}{note} | {a:.1f} | {b:.1f} | {ratio} |")
+    if before:
+        print(f"| {label}{note} | {fmt(c)} | {fmt(a)} | {fmt(b)} | {ratio(c)} | {ratio(a)} |")
+    else:
+        print(f"| {label}{note} | {fmt(a)} | {fmt(b)} | {ratio(a)} |")
 PY

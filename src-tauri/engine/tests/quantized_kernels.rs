@@ -1,0 +1,72 @@
+//! The patched candle-core kernels (patches/candle-core; see patches/README.md) against
+//! candle's own scalar reference: the AVX2 Q4_1 dot product, and the tiled matmul for prompt
+//! batches (row counts and column counts that are not multiples of the tile).
+
+use candle_core::quantized::k_quants::{matmul, matmul_f16, BlockQ4_1, BlockQ8_1, GgmlType};
+use half::f16;
+
+/// Deterministic values in [-1, 1) (xorshift), with a few large ones like real activations.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..n)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let v = (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            if i % 97 == 0 { v * 8.0 } else { v }
+        })
+        .collect()
+}
+
+fn quantize<T: GgmlType>(xs: &[f32]) -> Vec<T> {
+    let mut out = vec![T::zeros(); xs.len() / T::BLCK_SIZE];
+    T::from_float(xs, &mut out);
+    out
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-4 * (1.0 + a.abs().max(b.abs()))
+}
+
+#[test]
+fn q4_1_dot_product_matches_the_scalar_reference() {
+    for (k, seed) in [(32, 1), (64, 2), (576, 3), (1536, 4), (4096, 5)] {
+        let x = quantize::<BlockQ4_1>(&values(k, seed));
+        let y = quantize::<BlockQ8_1>(&values(k, seed + 100));
+        let fast = BlockQ4_1::vec_dot(k, &x, &y);
+        let reference = BlockQ4_1::vec_dot_unopt(k, &x, &y);
+        assert!(close(fast, reference), "k={k}: {fast} vs {reference}");
+    }
+}
+
+#[test]
+fn tiled_matmul_matches_a_dot_product_per_element() {
+    let k = 576;
+    for (m, n) in [(1, 70), (2, 33), (7, 70), (64, 96), (129, 31)] {
+        let lhs = values(m * k, m as u64);
+        let rhs_t = quantize::<BlockQ4_1>(&values(n * k, 1000 + n as u64));
+        let mut dst = vec![f32::NAN; m * n];
+        matmul((m, k, n), &lhs, &rhs_t, &mut dst).unwrap();
+        let blocks = k / 32;
+        for row in 0..m {
+            let lhs_row = quantize::<BlockQ8_1>(&lhs[row * k..(row + 1) * k]);
+            for col in 0..n {
+                let expected = BlockQ4_1::vec_dot_unopt(k, &rhs_t[col * blocks..(col + 1) * blocks], &lhs_row);
+                let got = dst[row * n + col];
+                assert!(close(got, expected), "m={m} n={n} [{row},{col}]: {got} vs {expected}");
+            }
+        }
+
+        // The f16 entry point gives the same values, rounded to f16.
+        let lhs16: Vec<f16> = lhs.iter().map(|&v| f16::from_f32(v)).collect();
+        let lhs_rounded: Vec<f32> = lhs16.iter().map(|v| v.to_f32()).collect();
+        let mut dst32 = vec![0f32; m * n];
+        matmul((m, k, n), &lhs_rounded, &rhs_t, &mut dst32).unwrap();
+        let mut dst16 = vec![f16::ZERO; m * n];
+        matmul_f16((m, k, n), &lhs16, &rhs_t, &mut dst16).unwrap();
+        for (a, b) in dst16.iter().zip(&dst32) {
+            assert_eq!(*a, f16::from_f32(*b));
+        }
+    }
+}
