@@ -1,5 +1,5 @@
 //! The patched candle-core kernels (patches/candle-core; see patches/README.md) against
-//! candle's own scalar reference: the AVX2 Q4_1 dot product, and the tiled matmul for prompt
+//! candle's own scalar reference: the AVX2 Q4_1 dot product (one row and four rows at once), and the tiled matmul for prompt
 //! batches (row counts and column counts that are not multiples of the tile).
 
 use candle_core::quantized::k_quants::{matmul, matmul_f16, BlockQ4_1, BlockQ8_1, GgmlType};
@@ -37,6 +37,17 @@ fn q4_1_dot_product_matches_the_scalar_reference() {
         let fast = BlockQ4_1::vec_dot(k, &x, &y);
         let reference = BlockQ4_1::vec_dot_unopt(k, &x, &y);
         assert!(close(fast, reference), "k={k}: {fast} vs {reference}");
+    }
+}
+
+#[test]
+fn four_rows_at_once_give_exactly_four_single_rows() {
+    let k = 576;
+    let x = quantize::<BlockQ4_1>(&values(k, 7));
+    let ys: Vec<Vec<BlockQ8_1>> = (0..4).map(|r| quantize::<BlockQ8_1>(&values(k, 20 + r))).collect();
+    let four = BlockQ4_1::vec_dot_x4(k, &x, [&ys[0], &ys[1], &ys[2], &ys[3]]);
+    for r in 0..4 {
+        assert_eq!(four[r].to_bits(), BlockQ4_1::vec_dot(k, &x, &ys[r]).to_bits(), "row {r}");
     }
 }
 

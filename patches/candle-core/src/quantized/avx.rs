@@ -92,6 +92,34 @@ pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) ->
     }
 }
 
+/// [perimeter patch] [`vec_dot_q4_1_q8_1`] for four activation rows at once: each weight block
+/// is unpacked once. Every row's arithmetic is the single-row kernel's, in the same order, so
+/// the results are identical to four single-row calls.
+#[inline(always)]
+pub(crate) fn vec_dot_q4_1_q8_1_x4(n: usize, xs: &[BlockQ4_1], ys: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+    debug_assert!(
+        n.is_multiple_of(QK8_1),
+        "vec_dot_q4_1_q8_1: {n} is not divisible by {QK8_1}"
+    );
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut summs = [0f32; 4];
+        for (b, x) in xs.iter().enumerate() {
+            let (dx, mx) = (f16::to_f32(x.d), f16::to_f32(x.m));
+            let bx = bytes_from_nibbles_32(x.qs.as_ptr());
+            for r in 0..4 {
+                let y = &ys[r][b];
+                summs[r] += mx * f16::to_f32(y.s);
+                let d = _mm256_set1_ps(dx * f16::to_f32(y.d));
+                let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                let q = mul_sum_us8_pairs_float(bx, by);
+                acc[r] = _mm256_fmadd_ps(d, q, acc[r]);
+            }
+        }
+        [0, 1, 2, 3].map(|r| hsum_float_8(acc[r]) + summs[r])
+    }
+}
+
 #[inline(always)]
 pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
     debug_assert!(

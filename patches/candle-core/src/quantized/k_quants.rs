@@ -52,6 +52,13 @@ pub trait GgmlType: Sized + Clone + Send + Sync {
 
     /// Generic implementation of the dot product without simd optimizations.
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32;
+
+    /// [perimeter patch] `vec_dot` of one row of weights with four rows of activations. A
+    /// type can override it to unpack each weight block once for the four rows; the result
+    /// must equal four calls of `vec_dot`.
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -282,6 +289,14 @@ impl GgmlType for BlockQ4_1 {
         return super::avx::vec_dot_q4_1_q8_1(n, xs, ys);
 
         Self::vec_dot_unopt(n, xs, ys)
+    }
+
+    #[allow(unreachable_code)]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys);
+
+        ys.map(|ys| Self::vec_dot(n, xs, ys))
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -2327,13 +2342,27 @@ pub fn matmul<T: GgmlType>(
         .into_par_iter()
         .for_each(|block| {
             let cols = block * COLS_PER_TASK..((block + 1) * COLS_PER_TASK).min(n);
-            for row_idx in 0..m {
-                let lhs_row = &lhs_b[row_idx * k_in_blocks..(row_idx + 1) * k_in_blocks];
+            let lhs_row = |r: usize| &lhs_b[r * k_in_blocks..(r + 1) * k_in_blocks];
+            // Four rows at a time, so a kernel can unpack each weight block once for them.
+            let mut row_idx = 0;
+            while row_idx + 4 <= m {
+                let rows = [lhs_row(row_idx), lhs_row(row_idx + 1), lhs_row(row_idx + 2), lhs_row(row_idx + 3)];
                 for col_idx in cols.clone() {
                     let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                    let v = T::vec_dot(k, rhs_col, lhs_row);
-                    // SAFETY: row_idx < m and col_idx < n, and each (row, column) belongs to
-                    // exactly one task, so writes are in bounds and never overlap.
+                    let v = T::vec_dot_x4(k, rhs_col, rows);
+                    for (i, v) in v.into_iter().enumerate() {
+                        // SAFETY: row_idx + i < m and col_idx < n, and each (row, column)
+                        // belongs to exactly one task, so writes are in bounds and never overlap.
+                        unsafe { dst.write((row_idx + i) * n + col_idx, v) };
+                    }
+                }
+                row_idx += 4;
+            }
+            for row_idx in row_idx..m {
+                for col_idx in cols.clone() {
+                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
+                    let v = T::vec_dot(k, rhs_col, lhs_row(row_idx));
+                    // SAFETY: as above.
                     unsafe { dst.write(row_idx * n + col_idx, v) };
                 }
             }
