@@ -130,10 +130,10 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
         }
         ModelsCommand::Pull { name, from, timeout, json } => pull(&store, &catalog, &name, from, timeout, json).await,
         ModelsCommand::Rm { name } => {
-            if store.find(&name)?.is_none() {
-                // Not installed: a catalog model may still have an unfinished download.
-                if let Some((bytes, part)) = catalog.get(&name).and_then(|m| partial_download(&store, m)) {
-                    store.discard_partial(&catalog.get(&name).expect("found above").file_name)?;
+            // Not installed: a catalog model may still have an unfinished download.
+            if let (None, Some(m)) = (store.find(&name)?, catalog.get(&name)) {
+                if let Some((bytes, part)) = partial_download(&store, m) {
+                    store.discard_partial(&m.file_name)?;
                     println!("deleted the unfinished download of {name} ({}, {})", size(bytes), part.display());
                     return Ok(ExitCode::SUCCESS);
                 }

@@ -215,7 +215,7 @@ enum Cut {
 impl<'a> Download<'a> {
     fn new(store: &'a ModelStore, model: &'a CatalogModel, policy: NetworkPolicy, log: &'a ConnectionLog, options: &'a PullOptions) -> Self {
         let part = store.partial_path(&model.file_name);
-        let notes_path = part.with_extension("part.json");
+        let notes_path = store.partial_notes_path(&model.file_name);
         Download {
             store,
             model,
@@ -244,12 +244,13 @@ impl<'a> Download<'a> {
         let client = self.client()?;
         let mut resumes = 0;
         loop {
-            self.check_partial(url, progress, cancel)?;
+            let notes = self.read_notes();
+            self.check_partial(url, &notes, progress, cancel)?;
             if self.hashed == self.model.size_bytes {
                 return self.verified_hash();
             }
             self.check_disk_space()?;
-            match self.request(&client, url, progress, cancel).await {
+            match self.request(&client, url, &notes, progress, cancel).await {
                 Ok(()) => return self.verified_hash(),
                 Err(Cut::Resumable(_)) if resumes < MAX_RESUMES => {
                     resumes += 1;
@@ -289,9 +290,8 @@ impl<'a> Download<'a> {
 
     /// Brings the running hash up to the partial file's length (after a restart, that means
     /// reading what is already there), and drops a partial file that cannot be resumed.
-    fn check_partial(&mut self, url: &str, progress: &mut (dyn FnMut(&PullProgress) + Send), cancel: &CancellationToken) -> Result<()> {
+    fn check_partial(&mut self, url: &str, notes: &PartialNotes, progress: &mut (dyn FnMut(&PullProgress) + Send), cancel: &CancellationToken) -> Result<()> {
         let len = self.part_len();
-        let notes: PartialNotes = fs::read(&self.notes_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         // Bytes from another file (the catalog has no hash to tell) or more than the file has.
         let foreign = self.model.sha256.is_none() && len > 0 && notes.url != url;
         if len > self.model.size_bytes || len < self.hashed || foreign {
@@ -322,6 +322,11 @@ impl<'a> Download<'a> {
         Ok(())
     }
 
+    /// The notes a previous attempt left beside the partial file (none: empty notes).
+    fn read_notes(&self) -> PartialNotes {
+        fs::read(&self.notes_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
     /// Empties the partial file (a server that ignores ranges, a file that changed).
     fn restart(&mut self) -> Result<()> {
         File::create(&self.part).at(&self.part)?;
@@ -342,10 +347,16 @@ impl<'a> Download<'a> {
     }
 
     /// One HTTP request for the bytes from `self.hashed` on, appended to the partial file.
-    async fn request(&mut self, client: &reqwest::Client, url: &str, progress: &mut (dyn FnMut(&PullProgress) + Send), cancel: &CancellationToken) -> std::result::Result<(), Cut> {
+    async fn request(
+        &mut self,
+        client: &reqwest::Client,
+        url: &str,
+        notes: &PartialNotes,
+        progress: &mut (dyn FnMut(&PullProgress) + Send),
+        cancel: &CancellationToken,
+    ) -> std::result::Result<(), Cut> {
         let (host, port) = parse_source(&self.model.id, url).map_err(Cut::Fatal)?;
         self.policy.check(&host, port, PURPOSE).map_err(Cut::Fatal)?;
-        let notes: PartialNotes = fs::read(&self.notes_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let start = self.hashed;
         let mut request = client.get(url);
         if start > 0 {

@@ -123,14 +123,7 @@ impl ModelStore {
         catalog: &Catalog,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<InstalledModel> {
-        let info = read_info(source)?;
-        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
-            return Err(Error::UnsupportedArchitecture {
-                path: source.to_path_buf(),
-                architecture: info.architecture,
-                supported: SUPPORTED_ARCHITECTURES.join(", "),
-            });
-        }
+        let info = runnable_info(source)?;
         let source = source.canonicalize().at(source)?;
         let file_name = source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         fs::create_dir_all(&self.dir).at(&self.dir)?;
@@ -141,7 +134,7 @@ impl ModelStore {
             ImportMode::Link => (source.clone(), hash_file(&source, progress)?),
             _ if already_here => (dest.clone(), hash_file(&dest, progress)?),
             ImportMode::Copy => {
-                let sha = copy_hashing(&source, &dest, progress)?;
+                let sha = copy_hashing(&source, &dest, &self.partial_path(&file_name), progress)?;
                 (dest, sha)
             }
             ImportMode::Move => {
@@ -149,7 +142,7 @@ impl ModelStore {
                 // and a copy is hashed as it is written.
                 let sha = match fs::rename(&source, &dest) {
                     Ok(()) => hash_file(&dest, progress)?,
-                    Err(_) => copy_hashing(&source, &dest, progress)?,
+                    Err(_) => copy_hashing(&source, &dest, &self.partial_path(&file_name), progress)?,
                 };
                 (dest, sha)
             }
@@ -202,14 +195,7 @@ impl ModelStore {
     /// Installs a finished download: `part` is checked as a model this app can run, renamed to
     /// `file_name` in the model folder, and listed. `sha256` is the hash computed while downloading.
     pub fn install_download(&self, part: &Path, file_name: &str, sha256: String, catalog_id: &str) -> Result<InstalledModel> {
-        let info = read_info(part)?;
-        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
-            return Err(Error::UnsupportedArchitecture {
-                path: part.to_path_buf(),
-                architecture: info.architecture,
-                supported: SUPPORTED_ARCHITECTURES.join(", "),
-            });
-        }
+        let info = runnable_info(part)?;
         let dest = self.dir.join(file_name);
         File::open(part).and_then(|f| f.sync_all()).at(part)?;
         fs::rename(part, &dest).at(&dest)?;
@@ -223,12 +209,17 @@ impl ModelStore {
         })
     }
 
+    /// Where a download of `file_name` keeps what it needs to resume (the source and its ETag).
+    pub fn partial_notes_path(&self, file_name: &str) -> PathBuf {
+        self.dir.join(format!("{file_name}.part.json"))
+    }
+
     /// Deletes what an unfinished download of `file_name` left (the partial file and its notes).
     /// Returns the bytes freed; 0 when there was nothing.
     pub fn discard_partial(&self, file_name: &str) -> Result<u64> {
         let part = self.partial_path(file_name);
         let size = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        for p in [part.clone(), part.with_extension("part.json")] {
+        for p in [part, self.partial_notes_path(file_name)] {
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -333,6 +324,19 @@ impl ModelStore {
     }
 }
 
+/// The GGUF header of `path`, refused when its architecture is not one this app can run.
+fn runnable_info(path: &Path) -> Result<GgufInfo> {
+    let info = read_info(path)?;
+    if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
+        return Err(Error::UnsupportedArchitecture {
+            path: path.to_path_buf(),
+            architecture: info.architecture,
+            supported: SUPPORTED_ARCHITECTURES.join(", "),
+        });
+    }
+    Ok(info)
+}
+
 const CHUNK: usize = 1 << 20;
 
 fn hash_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
@@ -353,13 +357,12 @@ fn hash_file(path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> 
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Copies `src` to `dest` through `dest.part`, hashing on the way; `dest` appears only whole.
-fn copy_hashing(src: &Path, dest: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
-    let part = dest.with_extension("gguf.part");
+/// Copies `src` to `dest` through `part`, hashing on the way; `dest` appears only whole.
+fn copy_hashing(src: &Path, dest: &Path, part: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<String> {
     let result = (|| {
         let mut from = File::open(src).at(src)?;
         let total = from.metadata().at(src)?.len();
-        let mut to = File::create(&part).at(&part)?;
+        let mut to = File::create(part).at(part)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         let mut done = 0u64;
@@ -369,16 +372,16 @@ fn copy_hashing(src: &Path, dest: &Path, progress: &mut dyn FnMut(u64, u64)) -> 
                 break;
             }
             hasher.update(&buf[..n]);
-            to.write_all(&buf[..n]).at(&part)?;
+            to.write_all(&buf[..n]).at(part)?;
             done += n as u64;
             progress(done, total);
         }
-        to.sync_all().at(&part)?;
-        fs::rename(&part, dest).at(dest)?;
+        to.sync_all().at(part)?;
+        fs::rename(part, dest).at(dest)?;
         Ok(hex::encode(hasher.finalize()))
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&part);
+        let _ = fs::remove_file(part);
     }
     result
 }
