@@ -28,16 +28,19 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$CARGO_TARGET_DIR/release/perimeter" --threads "$threads" bench inference --json --model "$model" \
+# Stripped like the installed app: the line tables the development build keeps add ~300 MiB
+# to its resident memory, which would be charged to the engine.
+objcopy --strip-debug "$CARGO_TARGET_DIR/release/perimeter" "$work/perimeter"
+"$work/perimeter" --threads "$threads" bench inference --json --model "$model" \
   --prompt-tokens "$prompt_tokens" --decode-tokens "$decode" --runs "$runs" --dtype "$dtype" \
-  --save-prompt "$work/prompt.txt" > "$work/ours.json"
+  --save-prompt "$work/prompt.txt" --save-follow-up "$work/follow-up.txt" > "$work/ours.json"
 if [ -n "$before" ]; then
   "$before" --threads "$threads" bench inference --json --model "$model" \
     --prompt-tokens "$prompt_tokens" --decode-tokens "$decode" --runs "$runs" --dtype "$dtype" > "$work/before.json"
 else
   echo '{}' > "$work/before.json"
 fi
-node bench/llama-cpp-peer/peer.mjs --model "$model" --prompt-file "$work/prompt.txt" \
+node bench/llama-cpp-peer/peer.mjs --model "$model" --prompt-file "$work/prompt.txt" --follow-up-file "$work/follow-up.txt" \
   --threads "$threads" --decode-tokens "$decode" --runs "$runs" > "$work/peer.json"
 
 python3 - "$work/ours.json" "$work/peer.json" "$dtype" "$work/before.json" <<'PY'
@@ -47,7 +50,8 @@ dtype = sys.argv[3]
 before = json.load(open(sys.argv[4]))
 rows = [("load (s)", "load_s", False), ("time to first token (ms)", "time_to_first_token_ms", False),
         ("prompt tokens/s", "prompt_tokens_per_s", True), ("decode tokens/s", "decode_tokens_per_s", True),
-        ("peak RSS (MiB)", "peak_rss_bytes", False)]
+        ("peak RSS (MiB)", "peak_rss_bytes", False),
+        ("follow-up: time to first token (ms)", "follow_up_time_to_first_token_ms", False)]
 print(f"model {ours['model']} ({ours['quantization']}), {ours['threads']} threads, dtype {dtype}, "
       f"prompt {ours['prompt_tokens']} tokens (peer: {peer['prompt_tokens']}), decode {ours['decode_tokens']}, median of {ours['runs']} runs")
 print()
@@ -68,4 +72,9 @@ for label, key, higher_better in rows:
         print(f"| {label}{note} | {fmt(c)} | {fmt(a)} | {fmt(b)} | {ratio(c)} | {ratio(a)} |")
     else:
         print(f"| {label}{note} | {fmt(a)} | {fmt(b)} | {ratio(a)} |")
+for name, r in (("ours", ours), ("peer", peer)):
+    if r.get("follow_up_time_to_first_token_ms") and r.get("time_to_first_token_ms"):
+        print(f"\n{name}: a follow-up ({r['follow_up_tokens']} prompt tokens, {r['follow_up_new_tokens']} after the first answer) "
+              f"waits {r['follow_up_time_to_first_token_ms'] / r['time_to_first_token_ms']:.2f}x the first question's time to first token", end="")
+print()
 PY

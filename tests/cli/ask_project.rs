@@ -38,11 +38,13 @@ fn the_recorded_context_holds_the_chunk_with_the_answer_and_the_conversation_per
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["title"], "What is the sales tax rate?");
+    // A window with room to repeat the first turn as it was sent: the follow-up's prompt then
+    // extends the first one (whose computation a loaded model reuses).
     let out = sb
         .cmd()
         .args(["ask", "--json", "--continue", "--project"])
         .arg(&shop)
-        .args(SMALL)
+        .args(["--max-tokens", "24", "--context-tokens", "2048", "--excerpts", "4"])
         .arg("And where is it applied?")
         .output()
         .unwrap();
@@ -50,9 +52,12 @@ fn the_recorded_context_holds_the_chunk_with_the_answer_and_the_conversation_per
     let done = json_lines(&out.stdout).pop().unwrap();
     assert_eq!(done["conversation"], id.as_str());
     assert_eq!(done["context"]["exchanges_included"], 1, "{done}");
+    assert_eq!(done["context"]["earlier_turns_verbatim"], true, "{done}");
     let shown = sb.cmd().args(["conversations", "--json", "--project"]).arg(&shop).args(["--show", &id]).output().unwrap();
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["turns"].as_array().unwrap().len(), 2);
+    let sent = shown["turns"][0]["sent"].as_str().unwrap();
+    assert!(sent.contains("shop/pricing.py:") && sent.ends_with("Question: What is the sales tax rate?"), "{sent}");
 
     let deleted = sb.cmd().args(["conversations", "--project"]).arg(&shop).args(["--delete", &id]).output().unwrap();
     assert!(deleted.status.success());

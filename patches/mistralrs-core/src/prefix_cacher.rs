@@ -1,6 +1,5 @@
-use candle_core::{Device, Result};
+use candle_core::Result;
 use indexmap::IndexMap;
-use itertools::Itertools;
 use tracing::info;
 
 use crate::{
@@ -102,6 +101,12 @@ impl PrefixCacheManagerV2 {
         if !self.has_paged_attention {
             let cache = seq.normal_cache().to_vec();
 
+            // [perimeter patch] An entry whose tokens are a prefix of this sequence's (the
+            // previous turn of the same conversation) can serve no lookup this one does not
+            // serve at least as well: drop it rather than keep two KV caches for one prefix.
+            let toks = seq.get_toks();
+            self.caches.retain(|k, _| !toks.starts_with(&k.0));
+
             self.caches.insert(
                 seq.get_toks().to_vec().into(),
                 CacheElement {
@@ -117,59 +122,29 @@ impl PrefixCacheManagerV2 {
 
     /// Evict the caches. This will evict the first k seqs such that the number of sequences on device after the copy is
     /// the maximum allowed. Returns the number of evicted sequences.
+    ///
+    /// [perimeter patch] Entries in CPU memory count too (upstream counted only entries on a
+    /// GPU): on a CPU-only machine every entry is there, and a long-running process kept one
+    /// KV cache per finished request, without limit.
     pub fn evict_caches(&mut self) -> Result<usize> {
         if self.no_prefix_cache {
             return Ok(0);
         }
-        let mut n_on_device = 0;
-        for cache in self.caches.values() {
-            let first_non_none = cache
+        let holds_kv = |cache: &CacheElement| {
+            cache
                 .cache
                 .iter()
-                .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
-            let Some(Some(first_non_none)) = first_non_none else {
-                continue;
-            };
-
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
-            };
-
-            if !matches!(cache_device, Device::Cpu) {
-                n_on_device += 1;
-            }
-        }
+                .flatten()
+                .any(|kv| kv.k().ok().flatten().is_some())
+        };
+        let n_held = self.caches.values().filter(|c| holds_kv(c)).count();
         let mut n_evicted = 0;
         // Intentionally evict the first ones first, as they are the oldest
         for cache in self.caches.values_mut() {
-            if n_on_device - n_evicted <= self.n_on_device {
+            if n_held - n_evicted <= self.n_on_device {
                 break;
             }
-            let first_non_none = cache
-                .cache
-                .iter()
-                .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
-            let Some(Some(first_non_none)) = first_non_none else {
-                continue;
-            };
-
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
-            };
-
-            if !matches!(cache_device, Device::Cpu) {
+            if holds_kv(cache) {
                 cache.cache.clear();
                 n_evicted += 1;
             }

@@ -73,6 +73,10 @@ pub struct InferenceArgs {
     /// for a peer engine to run the same tokens.
     #[arg(long)]
     save_prompt: Option<PathBuf>,
+    /// Write what a follow-up question adds after the first answer (chat template applied),
+    /// for a peer engine to continue its own conversation the same way.
+    #[arg(long)]
+    save_follow_up: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -257,10 +261,13 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
         decode_rate.extend(g.usage.decode_tokens_per_s);
     }
     let peak_rss = peak_rss_bytes();
+    let (path, quantization) = (model.path.clone(), model.info.quantization.clone());
+    drop(model);
+    let follow_up = follow_up(&args, &user, !args.json).await?;
     let result = json!({
         "engine": "mistral.rs 0.8.1 (in-process)",
-        "model": model.path,
-        "quantization": model.info.quantization,
+        "model": path,
+        "quantization": quantization,
         "dtype": args.dtype,
         "threads": cpu_threads(),
         "runs": args.runs,
@@ -271,23 +278,80 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
         "prompt_tokens_per_s": median(&mut prompt_rate),
         "decode_tokens_per_s": median(&mut decode_rate),
         "peak_rss_bytes": peak_rss,
+        "follow_up_tokens": follow_up.tokens,
+        "follow_up_new_tokens": follow_up.new_tokens,
+        "follow_up_time_to_first_token_ms": median(&mut follow_up.ttft.clone()),
     });
     if args.json {
         println!("{result}");
     } else {
         let f = |k: &str| result[k].as_f64().unwrap_or(f64::NAN);
-        println!("model              {}", model.path.display());
+        println!("model              {}", path.display());
         println!("threads / dtype    {} / {:?}", cpu_threads(), args.dtype);
         println!("load               {:.2} s", load_s);
         println!("prompt             {prompt_tokens} tokens");
         println!("time to 1st token  {:.0} ms", f("time_to_first_token_ms"));
         println!("prompt speed       {:.1} tok/s", f("prompt_tokens_per_s"));
         println!("decode speed       {:.1} tok/s ({} tokens)", f("decode_tokens_per_s"), args.decode_tokens);
+        println!(
+            "follow-up 1st token {:.0} ms ({} tokens, {} new since the first answer)",
+            f("follow_up_time_to_first_token_ms"),
+            follow_up.tokens,
+            follow_up.new_tokens
+        );
         if let Some(b) = peak_rss {
             println!("peak RSS           {:.0} MiB", b as f64 / (1u64 << 20) as f64);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Follow-up questions of the conversation benchmark, one per run.
+const FOLLOW_UPS: [&str; 5] = [
+    "Which function in that code would you test first, and why?",
+    "Is there any error handling missing in it?",
+    "Summarise the code above in two sentences.",
+    "What would you rename in it?",
+    "Where could it panic?",
+];
+
+struct FollowUp {
+    /// Prompt tokens of the follow-up: the first question, its answer and the new question.
+    tokens: usize,
+    /// Of those, the tokens after the first answer.
+    new_tokens: usize,
+    ttft: Vec<f64>,
+}
+
+/// Time to first token of a follow-up question in the same conversation, with prefix reuse on
+/// as in the app: the first question and its answer are computed once, then each run asks
+/// another follow-up (the engine should compute only what follows the first answer).
+async fn follow_up(args: &InferenceArgs, first: &str, progress: bool) -> anyhow::Result<FollowUp> {
+    // A real conversation: the answer ends where the model ends it.
+    let options = LoadOptions { dtype: args.dtype, ..LoadOptions::default() };
+    let model = load_model(args.model.as_deref(), &options, progress).await?;
+    let cancel = CancellationToken::new();
+    let mut discard = |_: &str| true;
+    let params = GenerationParams { max_tokens: args.decode_tokens, temperature: None };
+    let g = model.generate(&[ChatMessage::user(first)], &params, &mut discard, &cancel).await?;
+    let earlier = g.usage.prompt_tokens.unwrap_or_default() + g.usage.completion_tokens;
+    let answer = g.text;
+    let conversation = |question: &str| {
+        [ChatMessage::user(first), ChatMessage::assistant(&answer), ChatMessage::user(question)]
+    };
+    let tokens = model.count_prompt_tokens(&conversation(FOLLOW_UPS[0])).await?;
+    if let Some(path) = &args.save_follow_up {
+        let rendered = model.render_prompt(&conversation(FOLLOW_UPS[0])).await?;
+        let after_answer = rendered.rsplit_once(answer.as_str()).map_or(rendered.as_str(), |(_, tail)| tail);
+        std::fs::write(path, after_answer).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    let short = GenerationParams { max_tokens: 8, temperature: None };
+    let mut ttft = Vec::new();
+    for question in FOLLOW_UPS.iter().cycle().take(args.runs.max(1)) {
+        let g = model.generate(&conversation(question), &short, &mut discard, &cancel).await?;
+        ttft.extend(g.usage.time_to_first_token_ms);
+    }
+    Ok(FollowUp { tokens, new_tokens: tokens.saturating_sub(earlier), ttft })
 }
 
 /// The instruction plus as many whole lines of `PROMPT_SOURCE` as keep the templated prompt

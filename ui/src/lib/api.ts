@@ -9,10 +9,11 @@ export interface ExcerptUse { path: string; start_line: number; end_line: number
 export interface PromptReport {
   context_window: number; prompt_tokens: number; answer_tokens: number;
   included: ExcerptUse[]; dropped: ExcerptUse[]; exchanges_included: number; exchanges_dropped: number; notes: string[];
+  earlier_turns_verbatim?: boolean; already_shown?: ExcerptUse[];
 }
 export interface Citation { text: string; path: string | null; start_line: number | null; end_line: number | null; valid: boolean; problem: string | null }
 export interface Usage { prompt_tokens: number | null; completion_tokens: number; time_to_first_token_ms: number | null; decode_tokens_per_s: number | null; total_ms: number }
-export interface Turn { question: string; answer: string; stop: "end_of_text" | "length" | "cancelled" | "connection_lost"; model: string; asked_at: number; context: PromptReport; citations: Citation[]; usage: Usage }
+export interface Turn { question: string; sent?: string; answer: string; stop: "end_of_text" | "length" | "cancelled" | "connection_lost"; model: string; asked_at: number; context: PromptReport; citations: Citation[]; usage: Usage }
 export interface ConversationSummary { id: string; title: string; updated_at: number; turns: number }
 export interface Conversation { id: string; title: string; created_at: number; updated_at: number; turns: Turn[] }
 export interface DiffLine { kind: "context" | "added" | "removed"; text: string; no_newline: boolean }

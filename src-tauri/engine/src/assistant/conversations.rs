@@ -14,6 +14,10 @@ use crate::records::{new_id, now, RecordDir};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
     pub question: String,
+    /// The user message as the model was sent it (excerpts and question): the next turn sends
+    /// it again verbatim so the engine can reuse the conversation's computed prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
     pub answer: String,
     pub stop: StopReason,
     pub model: String,
@@ -41,7 +45,10 @@ impl Conversation {
 
     /// Earlier exchanges to offer the next prompt. A stopped answer is kept: the user saw it.
     pub fn exchanges(&self) -> Vec<Exchange> {
-        self.turns.iter().map(|t| Exchange { question: t.question.clone(), answer: t.answer.clone() }).collect()
+        self.turns
+            .iter()
+            .map(|t| Exchange { question: t.question.clone(), sent: t.sent.clone(), answer: t.answer.clone() })
+            .collect()
     }
 
     pub fn summary(&self) -> ConversationSummary {
@@ -125,6 +132,7 @@ mod tests {
         let mut c = Conversation::new();
         c.push(Turn {
             question: "Where is the config parsed? I would like to know exactly which function does it and why".into(),
+            sent: Some("Project excerpts…".into()),
             answer: "In src/config.rs:10-20.".into(),
             stop: StopReason::EndOfText,
             model: "m".into(),

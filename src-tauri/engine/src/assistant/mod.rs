@@ -107,6 +107,7 @@ pub async fn ask(
     let turn = Turn {
         citations: citations::find(&generation.text, index.root(), &known),
         question: question.to_string(),
+        sent: messages.last().map(|m| m.content.clone()),
         answer: generation.text,
         stop: generation.stop,
         model: model.name(),

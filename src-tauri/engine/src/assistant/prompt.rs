@@ -55,6 +55,11 @@ impl Excerpt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exchange {
     pub question: String,
+    /// The user message exactly as the model was sent it (excerpts and question), when known.
+    /// Sending it again verbatim keeps the conversation's prompt a growing prefix, so the
+    /// engine reuses what it computed for the earlier turns instead of recomputing them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
     pub answer: String,
 }
 
@@ -82,6 +87,13 @@ pub struct PromptReport {
     pub dropped: Vec<ExcerptUse>,
     pub exchanges_included: usize,
     pub exchanges_dropped: usize,
+    /// Earlier turns went in exactly as they were sent (excerpts included), so the prompt
+    /// extends the previous one and its computed prefix can be reused.
+    #[serde(default)]
+    pub earlier_turns_verbatim: bool,
+    /// Retrieved excerpts not repeated because an earlier turn in the prompt already shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub already_shown: Vec<ExcerptUse>,
     /// What was left out, in words (empty when everything fit).
     pub notes: Vec<String>,
 }
@@ -104,6 +116,11 @@ const EXCHANGE_OVERHEAD: usize = 12;
 
 /// Builds the messages for `request` within `window` tokens, leaving `answer_tokens` (or half
 /// the window, if less) for the answer.
+///
+/// Earlier turns go in verbatim (as they were sent, excerpts included) while they take at most
+/// half of the room the question leaves: the prompt then extends the previous one, which the
+/// engine has already computed, and excerpts those turns show are not repeated. Past that
+/// share they go in as bare questions and answers, newest first, as room allows.
 pub async fn assemble(
     counter: &impl TokenCounter,
     request: &PromptRequest<'_>,
@@ -111,21 +128,89 @@ pub async fn assemble(
     answer_tokens: usize,
 ) -> Result<(Vec<ChatMessage>, PromptReport)> {
     let answer_tokens = answer_tokens.min(window / 2).max(1);
-    let budget = window - answer_tokens;
-    let base = counter.count_prompt(&messages(request, &[], &[])).await?;
-    if base > budget {
-        return Err(Error::PromptTooLong { needed: base, available: budget });
+    let fit = Fit { window, budget: window - answer_tokens };
+    let base = counter.count_prompt(&messages(request, &[], false, &[])).await?;
+    if base > fit.budget {
+        return Err(Error::PromptTooLong { needed: base, available: fit.budget });
     }
     let mut excerpt_tokens = Vec::with_capacity(request.excerpts.len());
     for e in request.excerpts {
         excerpt_tokens.push(counter.count_text(&e.render()).await? + EXCERPT_OVERHEAD);
     }
+    if let Some(fitted) = assemble_verbatim(counter, request, &fit, base, &excerpt_tokens).await? {
+        return Ok(fitted);
+    }
+    assemble_bare(counter, request, &fit, base, &excerpt_tokens).await
+}
+
+struct Fit {
+    window: usize,
+    /// Tokens the prompt may take (the window less the room kept for the answer).
+    budget: usize,
+}
+
+/// Every earlier turn verbatim, then excerpts they do not already show; `None` when a turn's
+/// sent message is unknown (older conversation files) or the turns take too much room.
+async fn assemble_verbatim(
+    counter: &impl TokenCounter,
+    request: &PromptRequest<'_>,
+    fit: &Fit,
+    base: usize,
+    excerpt_tokens: &[usize],
+) -> Result<Option<(Vec<ChatMessage>, PromptReport)>> {
+    let history = request.history;
+    if history.is_empty() || history.iter().any(|x| x.sent.is_none()) {
+        return Ok(None);
+    }
+    let mut used = base;
+    for x in history {
+        let sent = x.sent.as_deref().unwrap_or_default();
+        used += counter.count_text(sent).await? + counter.count_text(&x.answer).await? + EXCHANGE_OVERHEAD;
+    }
+    if used - base > (fit.budget - base) / 2 {
+        return Ok(None);
+    }
+    let shown = |e: &Excerpt| {
+        let rendered = e.render();
+        history.iter().any(|x| x.sent.as_deref().is_some_and(|s| s.contains(&rendered)))
+    };
+    let (already, fresh): (Vec<usize>, Vec<usize>) = (0..request.excerpts.len()).partition(|&i| shown(&request.excerpts[i]));
+    let mut take = 0;
+    while take < fresh.len() && used + excerpt_tokens[fresh[take]] <= fit.budget {
+        used += excerpt_tokens[fresh[take]];
+        take += 1;
+    }
+    loop {
+        let chosen: Vec<&Excerpt> = fresh[..take].iter().map(|&i| &request.excerpts[i]).collect();
+        let msgs = messages(request, history, true, &chosen);
+        let prompt_tokens = counter.count_prompt(&msgs).await?;
+        if prompt_tokens <= fit.budget {
+            let shape = Shape { included: &fresh[..take], already_shown: &already, exchanges: history.len(), verbatim: true };
+            return Ok(Some((msgs, report(request, fit, prompt_tokens, excerpt_tokens, &shape))));
+        }
+        if take == 0 {
+            return Ok(None);
+        }
+        take -= 1;
+    }
+}
+
+/// Excerpts by relevance and earlier turns as bare questions and answers, each list cut from
+/// its low end until the prompt fits.
+async fn assemble_bare(
+    counter: &impl TokenCounter,
+    request: &PromptRequest<'_>,
+    fit: &Fit,
+    base: usize,
+    excerpt_tokens: &[usize],
+) -> Result<(Vec<ChatMessage>, PromptReport)> {
     let mut exchange_tokens = Vec::with_capacity(request.history.len());
     for x in request.history {
         exchange_tokens.push(counter.count_text(&x.question).await? + counter.count_text(&x.answer).await? + EXCHANGE_OVERHEAD);
     }
 
     // Greedy by priority on estimated sizes…
+    let budget = fit.budget;
     let mut used = base;
     let n_hist = request.history.len();
     let mut exchanges = 0; // the newest `exchanges` are in
@@ -145,13 +230,14 @@ pub async fn assemble(
         }
     }
     // …then checked with the real count, dropping from the low ends until it fits.
-    let mut prompt_tokens;
+    let order: Vec<usize> = (0..request.excerpts.len()).collect();
     loop {
-        let msgs = messages(request, &request.history[n_hist - exchanges..], &request.excerpts[..excerpts]);
-        prompt_tokens = counter.count_prompt(&msgs).await?;
+        let chosen: Vec<&Excerpt> = request.excerpts[..excerpts].iter().collect();
+        let msgs = messages(request, &request.history[n_hist - exchanges..], false, &chosen);
+        let prompt_tokens = counter.count_prompt(&msgs).await?;
         if prompt_tokens <= budget {
-            let report = report(request, window, prompt_tokens, window - prompt_tokens, excerpts, &excerpt_tokens, exchanges);
-            return Ok((msgs, report));
+            let shape = Shape { included: &order[..excerpts], already_shown: &[], exchanges, verbatim: false };
+            return Ok((msgs, report(request, fit, prompt_tokens, excerpt_tokens, &shape)));
         }
         if exchanges > 1 {
             exchanges -= 1;
@@ -165,10 +251,11 @@ pub async fn assemble(
     }
 }
 
-fn messages(request: &PromptRequest, history: &[Exchange], excerpts: &[Excerpt]) -> Vec<ChatMessage> {
+fn messages(request: &PromptRequest, history: &[Exchange], verbatim: bool, excerpts: &[&Excerpt]) -> Vec<ChatMessage> {
     let mut out = vec![ChatMessage::system(request.system)];
     for x in history {
-        out.push(ChatMessage::user(&x.question));
+        let sent = if verbatim { x.sent.as_deref() } else { None };
+        out.push(ChatMessage::user(sent.unwrap_or(&x.question)));
         out.push(ChatMessage::assistant(&x.answer));
     }
     let rendered: String = excerpts.iter().map(|e| e.render() + "\n").collect();
@@ -176,45 +263,59 @@ fn messages(request: &PromptRequest, history: &[Exchange], excerpts: &[Excerpt])
     out
 }
 
-fn report(
-    request: &PromptRequest,
-    window: usize,
-    prompt_tokens: usize,
-    answer_tokens: usize,
-    excerpts: usize,
-    excerpt_tokens: &[usize],
+/// Which excerpts (indices into the request's, in prompt order) and how many of the newest
+/// earlier turns a prompt holds.
+struct Shape<'a> {
+    included: &'a [usize],
+    already_shown: &'a [usize],
     exchanges: usize,
-) -> PromptReport {
-    let usage = |(e, t): (&Excerpt, &usize)| ExcerptUse {
-        path: e.path.clone(),
-        start_line: e.start_line,
-        end_line: e.end_line,
-        score: e.score,
-        tokens: t - EXCERPT_OVERHEAD,
+    verbatim: bool,
+}
+
+fn report(request: &PromptRequest, fit: &Fit, prompt_tokens: usize, excerpt_tokens: &[usize], shape: &Shape) -> PromptReport {
+    let usage = |&i: &usize| {
+        let e = &request.excerpts[i];
+        ExcerptUse {
+            path: e.path.clone(),
+            start_line: e.start_line,
+            end_line: e.end_line,
+            score: e.score,
+            tokens: excerpt_tokens[i] - EXCERPT_OVERHEAD,
+        }
     };
-    let pairs: Vec<_> = request.excerpts.iter().zip(excerpt_tokens).collect();
-    let included: Vec<ExcerptUse> = pairs[..excerpts].iter().copied().map(usage).collect();
-    let dropped: Vec<ExcerptUse> = pairs[excerpts..].iter().copied().map(usage).collect();
-    let exchanges_dropped = request.history.len() - exchanges;
+    let left_out: Vec<usize> = (0..request.excerpts.len())
+        .filter(|i| !shape.included.contains(i) && !shape.already_shown.contains(i))
+        .collect();
+    let dropped: Vec<ExcerptUse> = left_out.iter().map(usage).collect();
+    let exchanges_dropped = request.history.len() - shape.exchanges;
     let mut notes = Vec::new();
     if !dropped.is_empty() {
         notes.push(format!(
-            "left out the {} least relevant of {} excerpts to fit the {window}-token context window",
+            "left out the {} least relevant of {} excerpts to fit the {}-token context window",
             dropped.len(),
-            request.excerpts.len()
+            request.excerpts.len(),
+            fit.window
+        ));
+    }
+    if !shape.already_shown.is_empty() {
+        notes.push(format!(
+            "{} of the excerpts found are already in the conversation above and were not repeated",
+            shape.already_shown.len()
         ));
     }
     if exchanges_dropped > 0 {
         notes.push(format!("left out the {exchanges_dropped} oldest of {} earlier exchanges", request.history.len()));
     }
     PromptReport {
-        context_window: window,
+        context_window: fit.window,
         prompt_tokens,
-        answer_tokens,
-        included,
+        answer_tokens: fit.window - prompt_tokens,
+        included: shape.included.iter().map(usage).collect(),
         dropped,
-        exchanges_included: exchanges,
+        exchanges_included: shape.exchanges,
         exchanges_dropped,
+        earlier_turns_verbatim: shape.verbatim,
+        already_shown: shape.already_shown.iter().map(usage).collect(),
         notes,
     }
 }
@@ -249,7 +350,7 @@ mod tests {
     #[test]
     fn everything_fits() {
         let ex = [excerpt("a.rs", 10), excerpt("b.rs", 10)];
-        let hist = [Exchange { question: "q1".into(), answer: "a1".into() }];
+        let hist = [Exchange { question: "q1".into(), sent: None, answer: "a1".into() }];
         let req = PromptRequest { system: "sys", history: &hist, excerpts: &ex, question: "why?", frame };
         let (msgs, r) = block_on(assemble(&Words, &req, 1000, 100)).unwrap();
         assert_eq!(msgs.len(), 4);
@@ -263,7 +364,7 @@ mod tests {
     fn least_relevant_excerpts_and_oldest_exchanges_go_first_and_are_reported() {
         let ex = [excerpt("a.rs", 40), excerpt("b.rs", 40), excerpt("c.rs", 5)];
         let hist: Vec<Exchange> =
-            (0..3).map(|i| Exchange { question: format!("q{i} {}", "x ".repeat(20)), answer: "a".into() }).collect();
+            (0..3).map(|i| Exchange { question: format!("q{i} {}", "x ".repeat(20)), sent: None, answer: "a".into() }).collect();
         let req = PromptRequest { system: "sys", history: &hist, excerpts: &ex, question: "why?", frame };
         let (msgs, r) = block_on(assemble(&Words, &req, 200, 100)).unwrap();
         // Budget 100: base ~13, newest exchange ~36, then a.rs (~44) fits, b.rs does not —
@@ -274,6 +375,45 @@ mod tests {
         assert!(msgs[1].content.starts_with("q2"), "the newest exchange is the one kept");
         assert_eq!(r.notes.len(), 2);
         assert!(r.prompt_tokens <= 100);
+    }
+
+    #[test]
+    fn a_follow_up_extends_the_previous_prompt_and_does_not_repeat_its_excerpts() {
+        let first = [excerpt("a.rs", 10), excerpt("b.rs", 10)];
+        let req = PromptRequest { system: "sys", history: &[], excerpts: &first, question: "why?", frame };
+        let (msgs1, _) = block_on(assemble(&Words, &req, 1000, 100)).unwrap();
+        let sent = msgs1.last().unwrap().content.clone();
+        let hist = [Exchange { question: "why?".into(), sent: Some(sent.clone()), answer: "because".into() }];
+        // The follow-up finds b.rs again and c.rs anew.
+        let second = [excerpt("c.rs", 10), excerpt("b.rs", 10)];
+        let req = PromptRequest { system: "sys", history: &hist, excerpts: &second, question: "and then?", frame };
+        let (msgs2, r) = block_on(assemble(&Words, &req, 1000, 100)).unwrap();
+        assert!(r.earlier_turns_verbatim);
+        assert_eq!(msgs2[..2], msgs1[..2], "the previous prompt is a prefix of this one");
+        assert_eq!(msgs2[2].content, "because");
+        assert!(msgs2[3].content.contains("c.rs:1-3") && !msgs2[3].content.contains("b.rs"), "{}", msgs2[3].content);
+        assert_eq!(r.included.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["c.rs"]);
+        assert_eq!(r.already_shown.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["b.rs"]);
+        assert!(r.dropped.is_empty());
+        assert_eq!(r.exchanges_included, 1);
+    }
+
+    #[test]
+    fn earlier_turns_too_big_to_repeat_go_in_as_bare_questions_and_answers() {
+        let big = format!("{}\nQuestion: q1", "w ".repeat(300));
+        let hist = [Exchange { question: "q1".into(), sent: Some(big), answer: "a1".into() }];
+        let ex = [excerpt("a.rs", 10)];
+        let req = PromptRequest { system: "sys", history: &hist, excerpts: &ex, question: "why?", frame };
+        let (msgs, r) = block_on(assemble(&Words, &req, 600, 100)).unwrap();
+        assert!(!r.earlier_turns_verbatim);
+        assert_eq!(msgs[1].content, "q1");
+        assert_eq!(r.included.len(), 1);
+        // Conversations saved before the sent message was kept fall back the same way.
+        let old = [Exchange { question: "q1".into(), sent: None, answer: "a1".into() }];
+        let req = PromptRequest { system: "sys", history: &old, excerpts: &ex, question: "why?", frame };
+        let (msgs, r) = block_on(assemble(&Words, &req, 600, 100)).unwrap();
+        assert!(!r.earlier_turns_verbatim);
+        assert_eq!(msgs[1].content, "q1");
     }
 
     #[test]

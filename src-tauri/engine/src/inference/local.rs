@@ -26,6 +26,10 @@ use crate::models::gguf::{self, GgufInfo};
 pub const SUPPORTED_ARCHITECTURES: &[&str] =
     &["llama", "mistral3", "phi2", "phi3", "starcoder2", "qwen2", "qwen3", "qwen3moe"];
 
+/// Computed prompts kept for reuse (one per conversation: a follow-up's entry replaces its
+/// previous turn's). Each holds a whole KV cache in memory, so the number is small.
+const PREFIX_CACHES_KEPT: usize = 4;
+
 /// Precision of activations and the KV cache (weights stay quantized).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -143,6 +147,7 @@ impl LocalModel {
         let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
             .with_disable_eos_stop(options.ignore_eos)
             .with_no_prefix_cache(options.no_prefix_cache)
+            .with_prefix_cache_n(PREFIX_CACHES_KEPT)
             .build()
             .await;
         Ok(LocalModel {

@@ -95,7 +95,15 @@ fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
 /// [perimeter patch] The prompt path reads every K and V row once per query row: converting
 /// them once per call (not once per query row) keeps the inner loops in plain `f32`.
 fn upcast_prefix<T: UpcastF32 + Copy>(data: &[T], len: usize) -> Vec<f32> {
-    data[..len].iter().map(|x| x.to_f32()).collect()
+    let mut out = Vec::with_capacity(len);
+    upcast_into(&mut out, &data[..len]);
+    out
+}
+
+/// [perimeter patch] `src` as `f32` into `dst`, reusing its allocation.
+fn upcast_into<T: UpcastF32 + Copy>(dst: &mut Vec<f32>, src: &[T]) {
+    dst.clear();
+    dst.extend(src.iter().map(|x| x.to_f32()));
 }
 
 /// The number of elements a (B, S, H, D) tensor with these strides spans.
@@ -237,13 +245,28 @@ struct MaskInfo<'a> {
 }
 
 impl<'a> MaskInfo<'a> {
-    #[inline]
-    fn value(&self, b_i: usize, h_i: usize, q_pos: usize, kv_pos: usize) -> f32 {
-        if let Some(idx) = mask_offset(self.dims, self.b, self.h, b_i, h_i, q_pos, kv_pos) {
-            *self.data.get(idx).unwrap_or(&0.0)
-        } else {
-            0.0
+    /// [perimeter patch] The mask of one query row. The kv position is always the mask's
+    /// innermost, contiguous index (clamped to its length), so one offset computation serves
+    /// the whole row; upstream computed the offset for every (query, kv) pair.
+    fn row(&self, b_i: usize, h_i: usize, q_pos: usize) -> MaskRow<'a> {
+        let len = self.dims.last().copied().unwrap_or(1);
+        match mask_offset(self.dims, self.b, self.h, b_i, h_i, q_pos, 0) {
+            Some(start) if len > 0 => MaskRow { data: self.data.get(start..).unwrap_or(&[]), len },
+            _ => MaskRow { data: &[], len: 1 },
         }
+    }
+}
+
+/// [perimeter patch] One query row of the mask (see [`MaskInfo::row`]).
+struct MaskRow<'a> {
+    data: &'a [f32],
+    len: usize,
+}
+
+impl MaskRow<'_> {
+    #[inline]
+    fn value(&self, kv_pos: usize) -> f32 {
+        *self.data.get(kv_pos.min(self.len - 1)).unwrap_or(&0.0)
     }
 }
 
@@ -471,6 +494,7 @@ where
 
                     let q_base = b_i * qstride[0] + h_i * qstride[2];
                     let q_row = &q_data[q_base..q_base + d];
+                    let mask_row = mask_info.as_ref().map(|mask| mask.row(b_i, h_i, 0));
 
                     // Re‑materialise the pointer from the captured usize.
                     let vkq: &mut [f32] = unsafe {
@@ -507,9 +531,9 @@ where
                         if logit_softcap != 0.0 {
                             s_val = logit_softcap * (s_val / logit_softcap).tanh();
                         }
-                        let mask_delta = mask_info
+                        let mask_delta = mask_row
                             .as_ref()
-                            .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
+                            .map(|mask| slope * mask.value(kv_pos))
                             .unwrap_or(0.0);
                         s_val += mask_delta;
 
@@ -642,7 +666,9 @@ where
         out.par_chunks_mut(dv)
             .with_min_len(64)
             .enumerate()
-            .for_each(|(row_idx, out_chunk)| {
+            // [perimeter patch] The query row in f32 and the accumulator, allocated once per
+            // task rather than once per query row.
+            .for_each_init(|| (Vec::with_capacity(d), vec![0f32; dv]), |(q_row, vkq), (row_idx, out_chunk)| {
                 // Decode flat index back to (batch, head, q_pos)
                 let rows_per_batch = h * q_len;
                 let b_i = row_idx / rows_per_batch;
@@ -659,14 +685,15 @@ where
                 let k_head = h_i / rk2;
                 let v_head = h_i / rv2;
 
-                let mut vkq = vec![0f32; dv];
+                vkq.fill(0.0);
                 let mut s = 0.0f32;
                 let mut m = f32::NEG_INFINITY;
 
                 // Q row (in f32, like K and V)
                 let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
-                let q_row: Vec<f32> = q_data[q_base..q_base + d].iter().map(|x| x.to_f32()).collect();
+                upcast_into(q_row, &q_data[q_base..q_base + d]);
                 let q_row = q_row.as_slice();
+                let mask_row = mask_info.as_ref().map(|mask| mask.row(b_i, h_i, q_pos));
 
                 for kv_pos in 0..kv_len {
                     // -------- ping‑pong prefetch of next KV row --------
@@ -686,9 +713,9 @@ where
                     }
                     // ----------------------------------------------------
                     // Mask (optional)
-                    let mv = mask_info
+                    let mv = mask_row
                         .as_ref()
-                        .map(|mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
+                        .map(|mask| slope * mask.value(kv_pos))
                         .unwrap_or(0.0);
                     if mv == f32::NEG_INFINITY {
                         continue;
