@@ -263,7 +263,7 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
     let peak_rss = peak_rss_bytes();
     let (path, quantization) = (model.path.clone(), model.info.quantization.clone());
     drop(model);
-    let follow_up = follow_up(&args, &user, !args.json).await?;
+    let mut follow_up = follow_up(&args, &user, !args.json).await?;
     let result = json!({
         "engine": "mistral.rs 0.8.1 (in-process)",
         "model": path,
@@ -280,7 +280,7 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
         "peak_rss_bytes": peak_rss,
         "follow_up_tokens": follow_up.tokens,
         "follow_up_new_tokens": follow_up.new_tokens,
-        "follow_up_time_to_first_token_ms": median(&mut follow_up.ttft.clone()),
+        "follow_up_time_to_first_token_ms": median(&mut follow_up.ttft),
     });
     if args.json {
         println!("{result}");
