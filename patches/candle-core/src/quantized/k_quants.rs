@@ -293,7 +293,7 @@ impl GgmlType for BlockQ4_1 {
 
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
-        #[cfg(target_feature = "avx2")]
+        #[cfg(all(target_feature = "avx2", target_feature = "f16c"))]
         return super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys);
 
         ys.map(|ys| Self::vec_dot(n, xs, ys))

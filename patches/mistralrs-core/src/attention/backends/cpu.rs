@@ -10,32 +10,6 @@ use rayon::ThreadPool;
 use std::sync::LazyLock;
 use std::{f32, iter::Sum};
 
-// Optional hardware prefetch for ping‑pong style scheduling.
-#[cfg(target_arch = "x86_64")]
-use core::arch::x86_64::_mm_prefetch;
-
-// --- portable wrapper around architecture‑specific prefetch -------------
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn prefetch(addr: *const u8) {
-    _mm_prefetch(addr as *const i8, core::arch::x86_64::_MM_HINT_T0);
-}
-
-#[cfg(target_arch = "aarch64")]
-#[inline(always)]
-unsafe fn prefetch(addr: *const u8) {
-    core::arch::asm!(
-        "prfm pldl1keep, [{0}]",
-        in(reg) addr,
-        options(readonly, nostack, preserves_flags)
-    );
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-#[inline(always)]
-unsafe fn prefetch(_addr: *const u8) {}
-// -----------------------------------------------------------------------
-
 use crate::attention::SdpaParams;
 
 #[cfg(target_os = "macos")]
@@ -68,42 +42,184 @@ static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
 /// Size (in KV positions) processed by each inner‑tile job.
 const TILE_KV: usize = 16;
 
-/// Dot product in `f32`.
-///
-/// [perimeter patch] Eight independent partial sums, so the compiler turns the loop into SIMD
-/// (upstream's single running sum of four products serialised every addition; it was half of
-/// the CPU time of a 1000-token prompt).
-#[inline]
-fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
+/// [perimeter patch] The f32 kernels below work in groups of eight lanes (one AVX register),
+/// written as plain loops over fixed-size arrays so that the compiler vectorises them on any
+/// target (upstream's inner loops ran one element at a time, with an `expf` call per score and
+/// an f16 conversion per K/V element and per query head).
+const LANES: usize = 8;
+
+/// `a * b + c`, fused where the target has FMA (`mul_add` without it is a slow library call).
+#[inline(always)]
+fn fmadd(a: f32, b: f32, c: f32) -> f32 {
+    if cfg!(target_feature = "fma") {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+#[inline(always)]
+fn hsum(a: [f32; LANES]) -> f32 {
+    ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+}
+
+/// [perimeter patch] `q` dotted with four rows at once: four independent chains of sums (one
+/// chain waits on the latency of every addition) and one read of `q` for the four.
+#[inline(always)]
+fn dot_x4(q: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
+    let d = q.len();
+    let rows = rows.map(|r| &r[..d]);
+    let mut acc = [[0f32; LANES]; 4];
+    let chunks = d / LANES;
     for c in 0..chunks {
-        let (a8, b8) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for i in 0..8 {
-            acc[i] += a8[i].to_f32() * b8[i].to_f32();
+        let qc = &q[c * LANES..][..LANES];
+        for (acc, row) in acc.iter_mut().zip(&rows) {
+            let rc = &row[c * LANES..][..LANES];
+            for i in 0..LANES {
+                acc[i] = fmadd(qc[i], rc[i], acc[i]);
+            }
         }
     }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in (chunks * 8)..a.len() {
-        sum += a[i].to_f32() * b[i].to_f32();
+    let mut out = acc.map(hsum);
+    for i in chunks * LANES..d {
+        for (o, row) in out.iter_mut().zip(&rows) {
+            *o = fmadd(q[i], row[i], *o);
+        }
+    }
+    out
+}
+
+/// [perimeter patch] `acc += Σ p[r] · rows[r]`: four rows per pass over `acc`, so the
+/// accumulator is loaded and stored once per four V rows.
+#[inline(always)]
+fn axpy_x4(acc: &mut [f32], p: [f32; 4], rows: [&[f32]; 4]) {
+    let n = acc.len();
+    let rows = rows.map(|r| &r[..n]);
+    for i in 0..n {
+        acc[i] = fmadd(p[3], rows[3][i], fmadd(p[2], rows[2][i], fmadd(p[1], rows[1][i], fmadd(p[0], rows[0][i], acc[i]))));
+    }
+}
+
+/// [perimeter patch] e^x in plain f32 arithmetic that vectorises (`f32::exp` is a library call
+/// per element). Range reduction x = n·ln2 + r, |r| ≤ ln2/2, and Cephes' degree-6 polynomial
+/// for e^r: within 2 ulp of `expf`. x below -87 (and -inf, a masked score) gives 0.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const SHIFT: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let xc = x.clamp(-87.0, 88.0);
+    let t = fmadd(xc, std::f32::consts::LOG2_E, SHIFT);
+    let n = t - SHIFT;
+    let r = fmadd(n, -LN2_LO, fmadd(n, -LN2_HI, xc));
+    let mut p = 1.987_569_1e-4;
+    p = fmadd(p, r, 1.398_199_9e-3);
+    p = fmadd(p, r, 8.333_452e-3);
+    p = fmadd(p, r, 4.166_579_6e-2);
+    p = fmadd(p, r, 1.666_666_5e-1);
+    p = fmadd(p, r, 5.000_000_1e-1);
+    let e_r = fmadd(p * r, r, r + 1.0);
+    // 2^n from n's bits: n is in -126..=127, so the exponent field is in range.
+    let n_bits = t.to_bits().wrapping_sub(SHIFT.to_bits());
+    let two_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
+    if x < -87.0 {
+        0.0
+    } else {
+        e_r * two_n
+    }
+}
+
+/// [perimeter patch] `x ← e^(x - max)` for every score; returns their sum.
+fn exp_sub_in_place(xs: &mut [f32], max: f32) -> f32 {
+    let mut sums = [0f32; LANES];
+    let mut chunks = xs.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            c[i] = exp_f32(c[i] - max);
+            sums[i] += c[i];
+        }
+    }
+    let mut sum = hsum(sums);
+    for x in chunks.into_remainder() {
+        *x = exp_f32(*x - max);
+        sum += *x;
     }
     sum
 }
 
-/// The first `len` elements of `data` as `f32`.
-///
-/// [perimeter patch] The prompt path reads every K and V row once per query row: converting
-/// them once per call (not once per query row) keeps the inner loops in plain `f32`.
-fn upcast_prefix<T: UpcastF32 + Copy>(data: &[T], len: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    upcast_into(&mut out, &data[..len]);
-    out
+/// [perimeter patch] One query row's attention over a range of KV positions, in three passes:
+/// all scores (q·k, scaled, soft-capped, plus the mask), one exponential pass, then the sum of
+/// V rows weighted by them. Upstream's online softmax rescaled the accumulator whenever the
+/// maximum grew and called `expf` once per position; the result is the same softmax, summed in
+/// another order. `acc` gets Σ e^(s_j - max)·v_j (not yet divided), and the return value is
+/// (max, Σ e^(s_j - max)), what merging partial results over several KV ranges needs.
+struct RowAttention<'a, K, V> {
+    /// The KV positions' keys and values in f32, by position (relative to `kv.start`).
+    keys: K,
+    values: V,
+    scale: f32,
+    logit_softcap: f32,
+    /// The query row's mask and the ALiBi slope it is multiplied by.
+    mask: Option<(&'a MaskRow<'a>, f32)>,
+}
+
+impl<'a, 'r, K, V> RowAttention<'a, K, V>
+where
+    K: Fn(usize) -> &'r [f32],
+    V: Fn(usize) -> &'r [f32],
+{
+    fn attend(
+        &self,
+        q: &[f32],
+        kv: std::ops::Range<usize>,
+        scores: &mut Vec<f32>,
+        acc: &mut [f32],
+    ) -> (f32, f32) {
+        let n = kv.len();
+        scores.clear();
+        let mut j = 0;
+        while j + 4 <= n {
+            let k = &self.keys;
+            scores.extend_from_slice(&dot_x4(q, [k(j), k(j + 1), k(j + 2), k(j + 3)]));
+            j += 4;
+        }
+        for j in j..n {
+            let k = (self.keys)(j);
+            scores.push(dot_x4(q, [k, k, k, k])[0]);
+        }
+        if self.logit_softcap != 0.0 {
+            let (scale, cap) = (self.scale, self.logit_softcap);
+            scores.iter_mut().for_each(|s| *s = cap * (*s * scale / cap).tanh());
+        } else {
+            scores.iter_mut().for_each(|s| *s *= self.scale);
+        }
+        if let Some((mask, slope)) = self.mask {
+            mask.add_to(scores, kv.start, slope);
+        }
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        acc.fill(0.0);
+        if max == f32::NEG_INFINITY {
+            return (max, 0.0);
+        }
+        let sum = exp_sub_in_place(scores, max);
+        let mut j = 0;
+        while j < n {
+            let p: [f32; 4] = std::array::from_fn(|i| scores.get(j + i).copied().unwrap_or(0.0));
+            if p != [0.0; 4] {
+                let v = |i: usize| (self.values)((j + i).min(n - 1));
+                axpy_x4(acc, p, [v(0), v(1), v(2), v(3)]);
+            }
+            j += 4;
+        }
+        (max, sum)
+    }
 }
 
 /// [perimeter patch] `src` as `f32` into `dst`, reusing its allocation.
 fn upcast_into<T: UpcastF32 + Copy>(dst: &mut Vec<f32>, src: &[T]) {
-    dst.clear();
-    dst.extend(src.iter().map(|x| x.to_f32()));
+    dst.resize(src.len(), 0.0);
+    T::upcast_slice(src, dst);
 }
 
 /// The number of elements a (B, S, H, D) tensor with these strides spans.
@@ -268,6 +384,32 @@ impl MaskRow<'_> {
     fn value(&self, kv_pos: usize) -> f32 {
         *self.data.get(kv_pos.min(self.len - 1)).unwrap_or(&0.0)
     }
+
+    /// `scores[i] += slope · mask[kv_start + i]`.
+    fn add_to(&self, scores: &mut [f32], kv_start: usize, slope: f32) {
+        let end = kv_start + scores.len();
+        match self.data.get(kv_start..end) {
+            Some(row) if end <= self.len => {
+                scores.iter_mut().zip(row).for_each(|(s, m)| *s += slope * m);
+            }
+            _ => scores.iter_mut().enumerate().for_each(|(i, s)| *s += slope * self.value(kv_start + i)),
+        }
+    }
+
+    /// `0..kv_len` without the fully masked positions at either end (a causal mask hides
+    /// everything after the query's own position), which need no scores at all.
+    fn live_range(&self, kv_len: usize) -> std::ops::Range<usize> {
+        let masked = |j: usize| self.value(j) == f32::NEG_INFINITY;
+        let mut end = kv_len;
+        while end > 0 && masked(end - 1) {
+            end -= 1;
+        }
+        let mut start = 0;
+        while start < end && masked(start) {
+            start += 1;
+        }
+        start..end
+    }
 }
 
 pub(crate) trait DowncastF32 {
@@ -296,6 +438,15 @@ impl DowncastF32 for bf16 {
 /// hot kernels can run entirely in `f32` and only down‑cast when writing out.
 pub trait UpcastF32 {
     fn to_f32(self) -> f32;
+
+    /// [perimeter patch] `src` into `dst` (same length); f16 and bf16 override this with
+    /// `half`'s slice conversion, which uses SIMD instructions.
+    fn upcast_slice(src: &[Self], dst: &mut [f32])
+    where
+        Self: Sized + Copy,
+    {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.to_f32());
+    }
 }
 
 impl UpcastF32 for f32 {
@@ -310,12 +461,20 @@ impl UpcastF32 for f16 {
     fn to_f32(self) -> f32 {
         self.to_f32()
     }
+
+    fn upcast_slice(src: &[Self], dst: &mut [f32]) {
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
+    }
 }
 
 impl UpcastF32 for bf16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self.to_f32()
+    }
+
+    fn upcast_slice(src: &[Self], dst: &mut [f32]) {
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
     }
 }
 
@@ -458,9 +617,11 @@ where
     // final output
     let mut out = vec![T::cast(0.0); b * h * dv];
     // scratch: one tile  ×  heads ×  dv  (flattened)
-    let mut scratch = vec![0f32; kv_tiles * h * dv];
-    let mut scratch_s = vec![0f32; kv_tiles * h]; // softmax S per tile
-    let mut scratch_m = vec![f32::NEG_INFINITY; kv_tiles * h];
+    // [perimeter patch] one slot per (tile, batch, head): upstream's slots ignored the batch
+    // index, so with several sequences decoded together (b > 1) they overwrote each other.
+    let mut scratch = vec![0f32; kv_tiles * b * h * dv];
+    let mut scratch_s = vec![0f32; kv_tiles * b * h]; // softmax S per tile
+    let mut scratch_m = vec![f32::NEG_INFINITY; kv_tiles * b * h];
 
     // Store as plain usize so the capture is Sync (raw *mut T is not Sync)
     let scratch_ptr = scratch.as_mut_ptr() as usize;
@@ -473,9 +634,21 @@ where
     };
 
     FLASH_ATTN_POOL.install(|| {
-        (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
+        // [perimeter patch] Per task: the query row, the tile's K and V rows in f32 (converted
+        // once per KV head, not once per query head and element) and the scores.
+        let buffers = || (Vec::with_capacity(d), Vec::new(), Vec::new(), Vec::with_capacity(TILE_KV));
+        (0..kv_tiles).into_par_iter().for_each_init(buffers, |(q_row, k_tile, v_tile, scores), tile_idx| {
             let start = tile_idx * TILE_KV;
             let end = (start + TILE_KV).min(kv_len);
+            // The tile's rows of one KV head, in f32, packed.
+            let load_tile = |tile: &mut Vec<f32>, data: &[T], stride: &[usize], b_i: usize, head: usize| {
+                tile.resize((end - start) * d, 0.0);
+                for (pos, row) in (start..end).zip(tile.chunks_exact_mut(d)) {
+                    let base = b_i * stride[0] + pos * stride[1] + head * stride[2];
+                    T::upcast_slice(&data[base..base + d], row);
+                }
+            };
+            let (mut k_loaded, mut v_loaded) = (None, None);
 
             for b_i in 0..b {
                 for h_i in 0..h {
@@ -487,13 +660,21 @@ where
                     };
                     let k_head = h_i / rk2;
                     let v_head = h_i / rv2;
+                    if k_loaded != Some((b_i, k_head)) {
+                        load_tile(k_tile, k_data, kstride, b_i, k_head);
+                        k_loaded = Some((b_i, k_head));
+                    }
+                    if v_loaded != Some((b_i, v_head)) {
+                        load_tile(v_tile, v_data, vstride, b_i, v_head);
+                        v_loaded = Some((b_i, v_head));
+                    }
 
                     // pointers into scratch
-                    let base_vk = ((tile_idx * h + h_i) * dv) as isize;
-                    let base_s = (tile_idx * h + h_i) as isize;
+                    let base_s = ((tile_idx * b + b_i) * h + h_i) as isize;
+                    let base_vk = base_s * dv as isize;
 
                     let q_base = b_i * qstride[0] + h_i * qstride[2];
-                    let q_row = &q_data[q_base..q_base + d];
+                    upcast_into(q_row, &q_data[q_base..q_base + d]);
                     let mask_row = mask_info.as_ref().map(|mask| mask.row(b_i, h_i, 0));
 
                     // Re‑materialise the pointer from the captured usize.
@@ -503,62 +684,15 @@ where
                             dv,
                         )
                     };
-                    let mut s = 0f32;
-                    let mut m = f32::NEG_INFINITY;
-
-                    for kv_pos in start..end {
-                        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                        {
-                            // One‑step look‑ahead prefetch of the next K and V rows.
-                            let next_pos = kv_pos + 1;
-                            if next_pos < end {
-                                let next_k_base =
-                                    b_i * kstride[0] + next_pos * kstride[1] + k_head * kstride[2];
-                                let next_v_base =
-                                    b_i * vstride[0] + next_pos * vstride[1] + v_head * vstride[2];
-                                unsafe {
-                                    prefetch(k_data.as_ptr().add(next_k_base) as *const u8);
-                                    prefetch(v_data.as_ptr().add(next_v_base) as *const u8);
-                                }
-                            }
-                        }
-                        // ---------- dot(Q,K) ----------
-                        let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
-                        let k_row = &k_data[k_base..k_base + d];
-
-                        let mut s_val = vec_dot_f32(q_row, k_row) * scale;
-
-                        if logit_softcap != 0.0 {
-                            s_val = logit_softcap * (s_val / logit_softcap).tanh();
-                        }
-                        let mask_delta = mask_row
-                            .as_ref()
-                            .map(|mask| slope * mask.value(kv_pos))
-                            .unwrap_or(0.0);
-                        s_val += mask_delta;
-
-                        // -------- tile-local softmax ----------
-                        let m_old = m;
-                        let mut ms = 1.0;
-                        let mut vs = 1.0;
-                        if s_val > m {
-                            m = s_val;
-                            ms = (m_old - m).exp();
-                            for v in vkq.iter_mut() {
-                                *v *= ms;
-                            }
-                        } else {
-                            vs = (s_val - m).exp();
-                        }
-
-                        // -------- add V ----------
-                        let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                        for d_i in 0..dv {
-                            vkq[d_i] += v_data[v_base + d_i].to_f32() * vs;
-                        }
-
-                        s = s * ms + vs;
-                    }
+                    let (k_tile, v_tile) = (k_tile.as_slice(), v_tile.as_slice());
+                    let row = RowAttention {
+                        keys: |j: usize| &k_tile[j * d..][..d],
+                        values: |j: usize| &v_tile[j * dv..][..dv],
+                        scale,
+                        logit_softcap,
+                        mask: mask_row.as_ref().map(|mask| (mask, slope)),
+                    };
+                    let (m, s) = row.attend(q_row, start..end, scores, vkq);
 
                     unsafe {
                         *((scratch_s_ptr as *mut f32).add(base_s as usize)) = s;
@@ -575,18 +709,24 @@ where
             let out_off = (b_i * h + h_i) * dv;
 
             // start with tile 0
+            let slot = |tile_idx: usize| (tile_idx * b + b_i) * h + h_i;
             let mut vkq = vec![0f32; dv];
-            vkq.copy_from_slice(&scratch[(h_i * dv)..(h_i * dv + dv)]);
-            let mut s = scratch_s[h_i];
-            let mut m = scratch_m[h_i];
+            vkq.copy_from_slice(&scratch[slot(0) * dv..][..dv]);
+            let mut s = scratch_s[slot(0)];
+            let mut m = scratch_m[slot(0)];
 
             for tile_idx in 1..kv_tiles {
-                let base = (tile_idx * h + h_i) * dv;
-                let base_s = tile_idx * h + h_i;
+                let base_s = slot(tile_idx);
+                let base = base_s * dv;
 
                 let m_b = scratch_m[base_s];
                 let s_b = scratch_s[base_s];
                 let vkq_b = &scratch[base..base + dv];
+                // [perimeter patch] A tile with every position masked adds nothing (and its
+                // -inf maximum would turn the merge into NaN).
+                if s_b == 0.0 {
+                    continue;
+                }
 
                 if m >= m_b {
                     let factor = (m_b - m).exp();
@@ -604,7 +744,7 @@ where
                 }
             }
 
-            let inv_s = 1.0 / s;
+            let inv_s = if s > 0.0 { 1.0 / s } else { 0.0 };
             for (o, v) in out[out_off..][..dv].iter_mut().zip(vkq.iter()) {
                 *o = T::cast(*v * inv_s);
             }
@@ -658,114 +798,62 @@ where
     };
 
     // [perimeter patch] K and V in f32 once, for the whole call.
-    let k_data = upcast_prefix(k_data, spanned_len(kshape, kstride));
-    let v_data = upcast_prefix(v_data, spanned_len(vshape, vstride));
-    let (k_data, v_data) = (k_data.as_slice(), v_data.as_slice());
+    let (mut k_f32, mut v_f32) = (Vec::new(), Vec::new());
+    upcast_into(&mut k_f32, &k_data[..spanned_len(kshape, kstride)]);
+    upcast_into(&mut v_f32, &v_data[..spanned_len(vshape, vstride)]);
+    let (k_data, v_data) = (k_f32.as_slice(), v_f32.as_slice());
 
     FLASH_ATTN_POOL.install(|| {
         out.par_chunks_mut(dv)
             .with_min_len(64)
             .enumerate()
-            // [perimeter patch] The query row in f32 and the accumulator, allocated once per
-            // task rather than once per query row.
-            .for_each_init(|| (Vec::with_capacity(d), vec![0f32; dv]), |(q_row, vkq), (row_idx, out_chunk)| {
-                // Decode flat index back to (batch, head, q_pos)
-                let rows_per_batch = h * q_len;
-                let b_i = row_idx / rows_per_batch;
-                let rem = row_idx % rows_per_batch;
-                let h_i = rem / q_len;
-                let q_pos = rem % q_len;
+            // [perimeter patch] The query row in f32, the scores and the accumulator,
+            // allocated once per task rather than once per query row.
+            .for_each_init(
+                || (Vec::with_capacity(d), Vec::with_capacity(kv_len), vec![0f32; dv]),
+                |(q_row, scores, acc), (row_idx, out_chunk)| {
+                    // Decode flat index back to (batch, head, q_pos)
+                    let rows_per_batch = h * q_len;
+                    let b_i = row_idx / rows_per_batch;
+                    let rem = row_idx % rows_per_batch;
+                    let h_i = rem / q_len;
+                    let q_pos = rem % q_len;
 
-                let slope = if max_bias > 0.0 {
-                    2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
-                } else {
-                    1.0
-                };
-
-                let k_head = h_i / rk2;
-                let v_head = h_i / rv2;
-
-                vkq.fill(0.0);
-                let mut s = 0.0f32;
-                let mut m = f32::NEG_INFINITY;
-
-                // Q row (in f32, like K and V)
-                let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
-                upcast_into(q_row, &q_data[q_base..q_base + d]);
-                let q_row = q_row.as_slice();
-                let mask_row = mask_info.as_ref().map(|mask| mask.row(b_i, h_i, q_pos));
-
-                for kv_pos in 0..kv_len {
-                    // -------- ping‑pong prefetch of next KV row --------
-                    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                    {
-                        let next_pos = kv_pos + 1;
-                        if next_pos < kv_len {
-                            let next_k_base =
-                                b_i * kstride[0] + next_pos * kstride[1] + k_head * kstride[2];
-                            let next_v_base =
-                                b_i * vstride[0] + next_pos * vstride[1] + v_head * vstride[2];
-                            unsafe {
-                                prefetch(k_data.as_ptr().add(next_k_base) as *const u8);
-                                prefetch(v_data.as_ptr().add(next_v_base) as *const u8);
-                            }
-                        }
-                    }
-                    // ----------------------------------------------------
-                    // Mask (optional)
-                    let mv = mask_row
-                        .as_ref()
-                        .map(|mask| slope * mask.value(kv_pos))
-                        .unwrap_or(0.0);
-                    if mv == f32::NEG_INFINITY {
-                        continue;
-                    }
-
-                    // K row
-                    let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
-                    let k_row = &k_data[k_base..k_base + d];
-
-                    // dot(Q, K)
-                    let mut s_val = vec_dot_f32(q_row, k_row);
-                    let mut scale_applied = scale;
-                    if logit_softcap != 0.0 {
-                        scale_applied /= logit_softcap;
-                    }
-                    s_val *= scale_applied;
-                    if logit_softcap != 0.0 {
-                        s_val = logit_softcap * s_val.tanh();
-                    }
-                    s_val += mv;
-
-                    // online softmax
-                    let m_old = m;
-                    let mut ms = 1.0f32;
-                    let mut vs = 1.0f32;
-                    if s_val > m {
-                        m = s_val;
-                        ms = (m_old - m).exp();
-                        for v in vkq.iter_mut() {
-                            *v *= ms;
-                        }
+                    let slope = if max_bias > 0.0 {
+                        2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
                     } else {
-                        vs = (s_val - m).exp();
+                        1.0
+                    };
+
+                    let k_head = h_i / rk2;
+                    let v_head = h_i / rv2;
+
+                    // Q row (in f32, like K and V)
+                    let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
+                    upcast_into(q_row, &q_data[q_base..q_base + d]);
+                    let mask_row = mask_info.as_ref().map(|mask| mask.row(b_i, h_i, q_pos));
+                    let kv = mask_row.as_ref().map_or(0..kv_len, |mask| mask.live_range(kv_len));
+
+                    // [perimeter patch] Scores, softmax and weighted V sum for the row (see
+                    // `RowAttention`), over the positions the mask leaves visible.
+                    let k_base = b_i * kstride[0] + k_head * kstride[2] + kv.start * kstride[1];
+                    let v_base = b_i * vstride[0] + v_head * vstride[2] + kv.start * vstride[1];
+                    let row = RowAttention {
+                        keys: |j: usize| &k_data[k_base + j * kstride[1]..][..d],
+                        values: |j: usize| &v_data[v_base + j * vstride[1]..][..dv],
+                        scale,
+                        logit_softcap,
+                        mask: mask_row.as_ref().map(|mask| (mask, slope)),
+                    };
+                    let (_, sum) = row.attend(q_row, kv, scores, acc);
+
+                    // final normalisation + downcast (a row with every position masked: 0)
+                    let inv_s = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+                    for (o, v) in out_chunk.iter_mut().zip(acc.iter()) {
+                        *o = T::cast(*v * inv_s);
                     }
-
-                    // V row (strided), already f32
-                    let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                    for (acc, v) in vkq.iter_mut().zip(&v_data[v_base..v_base + dv]) {
-                        *acc += v * vs;
-                    }
-
-                    s = s * ms + vs;
-                }
-
-                // final normalisation + downcast
-                let inv_s = 1.0 / s;
-                for (o, v) in out_chunk.iter_mut().zip(vkq.iter()) {
-                    *o = T::cast(*v * inv_s);
-                }
-            });
+                },
+            );
     });
 
     let out_shape = (b, h, q_len, dv);
@@ -782,6 +870,135 @@ mod tests {
     use candle_core::Result as CandleResult;
 
     const EPS: f32 = 1e-4;
+
+    // [perimeter patch] Both paths against a plain f64 softmax, on data that is not all ones:
+    // several batches, grouped-query heads, a causal (or sliding) mask, lengths that are not
+    // multiples of the kernels' blocks of 4 and 8 or of the decode tile, f32 and f16.
+
+    /// A deterministic value in [-1, 1).
+    fn pseudo(i: usize) -> f32 {
+        let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        (x as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// softmax(q·kᵀ·scale + mask)·v per (batch, head, query), in f64; q (b, q_len, h, d),
+    /// k and v (b, kv_len, k_h, d), mask (q_len, kv_len) or none. Out: (b, h, q_len, d).
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        q: &[f32], k: &[f32], v: &[f32], mask: Option<&[f32]>,
+        (b, q_len, h, d): (usize, usize, usize, usize), kv_len: usize, k_h: usize, scale: f32,
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; b * h * q_len * d];
+        for b_i in 0..b {
+            for h_i in 0..h {
+                let kh = h_i / (h / k_h);
+                for qp in 0..q_len {
+                    let qr = &q[((b_i * q_len + qp) * h + h_i) * d..][..d];
+                    let scores: Vec<f64> = (0..kv_len)
+                        .map(|j| {
+                            let kr = &k[((b_i * kv_len + j) * k_h + kh) * d..][..d];
+                            let dot: f64 = qr.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum();
+                            dot * scale as f64 + mask.map_or(0.0, |m| m[qp * kv_len + j] as f64)
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let sum: f64 = w.iter().sum();
+                    for i in 0..d {
+                        let o: f64 = (0..kv_len)
+                            .map(|j| w[j] * v[((b_i * kv_len + j) * k_h + kh) * d + i] as f64)
+                            .sum();
+                        out[((b_i * h + h_i) * q_len + qp) * d + i] = (o / sum) as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The mask a prompt of `q_len` tokens after `kv_len - q_len` cached ones gets: each query
+    /// sees the cache, itself and what precedes it, and (with a window) only the last `window`.
+    fn causal_mask(q_len: usize, kv_len: usize, window: Option<usize>) -> Vec<f32> {
+        let past = kv_len - q_len;
+        let mut m = vec![0f32; q_len * kv_len];
+        for qp in 0..q_len {
+            for j in 0..kv_len {
+                let visible = j <= past + qp && window.is_none_or(|w| past + qp - j < w);
+                if !visible {
+                    m[qp * kv_len + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        m
+    }
+
+    fn check_against_reference<T: WithDType + Sum + num_traits::real::Real + DowncastF32 + UpcastF32 + Copy>(
+        (b, q_len, h, d): (usize, usize, usize, usize), kv_len: usize, k_h: usize,
+        window: Option<usize>, tolerance: f32,
+    ) -> CandleResult<()> {
+        let dev = &Device::Cpu;
+        // Rounded to T first, so the reference sees the values the kernel sees.
+        let data = |n: usize, salt: usize| -> CandleResult<Vec<f32>> {
+            let v: Vec<f32> = (0..n).map(|i| pseudo(i * 7 + salt)).collect();
+            Tensor::from_vec(v, n, dev)?.to_dtype(T::DTYPE)?.to_dtype(candle_core::DType::F32)?.to_vec1()
+        };
+        let (q, k, v) = (data(b * q_len * h * d, 1)?, data(b * kv_len * k_h * d, 2)?, data(b * kv_len * k_h * d, 3)?);
+        let mask = (q_len > 1 || window.is_some()).then(|| causal_mask(q_len, kv_len, window));
+        let scale = 1.0 / (d as f32).sqrt();
+        let tensor = |x: &[f32], shape: (usize, usize, usize, usize)| {
+            Tensor::from_vec(x.to_vec(), shape, dev)?.to_dtype(T::DTYPE)
+        };
+        let sdpa = SdpaParams { softmax_scale: scale, softcap: None, n_kv_groups: h / k_h, sliding_window: window, sinks: None };
+        let mask_t = match &mask {
+            Some(m) => Some(Tensor::from_vec(m.clone(), (q_len, kv_len), dev)?.to_dtype(T::DTYPE)?),
+            None => None,
+        };
+        let out = run_flash_attn_cpu::<T>(
+            &tensor(&q, (b, q_len, h, d))?,
+            &tensor(&k, (b, kv_len, k_h, d))?,
+            &tensor(&v, (b, kv_len, k_h, d))?,
+            mask_t.as_ref(),
+            &sdpa,
+        )?;
+        assert_eq!(out.dims(), &[b, h, q_len, d]);
+        let got = out.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let want = reference(&q, &k, &v, mask.as_deref(), (b, q_len, h, d), kv_len, k_h, scale);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= tolerance, "element {i}: {g} vs reference {w} (shape b{b} q{q_len} h{h} d{d} kv{kv_len})");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn prompt_path_matches_reference() -> CandleResult<()> {
+        check_against_reference::<f32>((2, 37, 6, 64), 37, 2, None, 1e-5)?;
+        check_against_reference::<f32>((1, 13, 4, 6), 50, 4, None, 1e-5)?; // after a cache
+        check_against_reference::<f32>((1, 29, 3, 64), 29, 1, Some(8), 1e-5)?; // sliding window
+        check_against_reference::<f16>((2, 21, 9, 64), 21, 3, None, 2e-3)
+    }
+
+    #[test]
+    fn decode_path_matches_reference() -> CandleResult<()> {
+        check_against_reference::<f32>((2, 1, 6, 64), 83, 2, None, 1e-5)?;
+        check_against_reference::<f32>((1, 1, 4, 6), 5, 4, None, 1e-5)?;
+        // Masked: whole tiles of 16 positions out of the window.
+        check_against_reference::<f32>((1, 1, 3, 64), 70, 1, Some(20), 1e-5)?;
+        check_against_reference::<f16>((3, 1, 9, 64), 145, 3, None, 2e-3)
+    }
+
+    #[test]
+    fn exp_f32_is_within_two_ulp_of_expf() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp_f32(x), x.exp());
+            let ulp = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(ulp <= 2, "exp({x}) = {got}, expf says {want} ({ulp} ulp)");
+            x += 0.0137;
+        }
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
 
     #[test]
     fn test_flash_attn_cpu_single_q() -> CandleResult<()> {
