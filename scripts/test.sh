@@ -13,6 +13,9 @@ say "running the UI's unit tests"
 say "running the test suite"
 cargo test --release --locked --workspace -- "$@"
 
+say "running the tests of our changes to patched dependencies (patches/README.md)"
+cargo test --release --locked -p mistralrs-core --lib attention::backends::cpu
+
 say "running the app's window tests (screenshots in tests/app/screenshots/)"
 cargo build --release --locked --workspace
 PATH="$(dirname "$TAURI_DRIVER"):$PATH" xvfb-run -a -s "-screen 0 1280x800x24" \
