@@ -96,28 +96,26 @@ fn hsum(a: [f32; LANES]) -> f32 {
     ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
 }
 
-/// e^x in plain f32 arithmetic that vectorises (`f32::exp` is a library call per element).
-/// Range reduction x = n·ln2 + r, |r| ≤ ln2/2, and Cephes' degree-6 polynomial for e^r: within
-/// 2 ulp of `expf`. x below -87 (and -inf, a masked score) gives 0.
+// 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
+const EXP_SHIFT: f32 = 12_582_912.0;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes' expf polynomial, highest degree first.
+const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+
+/// e^x in plain f32 arithmetic (`f32::exp` is a library call per element). Range reduction
+/// x = n·ln2 + r, |r| ≤ ln2/2, and Cephes' degree-6 polynomial for e^r: within 2 ulp of `expf`.
+/// x below -87 (and -inf, a masked score) gives 0.
 #[inline(always)]
 pub(super) fn exp_f32(x: f32) -> f32 {
-    // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
-    const SHIFT: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.clamp(-87.0, 88.0);
-    let t = fmadd(xc, std::f32::consts::LOG2_E, SHIFT);
-    let n = t - SHIFT;
+    let t = fmadd(xc, std::f32::consts::LOG2_E, EXP_SHIFT);
+    let n = t - EXP_SHIFT;
     let r = fmadd(n, -LN2_LO, fmadd(n, -LN2_HI, xc));
-    let mut p = 1.987_569_1e-4;
-    p = fmadd(p, r, 1.398_199_9e-3);
-    p = fmadd(p, r, 8.333_452e-3);
-    p = fmadd(p, r, 4.166_579_6e-2);
-    p = fmadd(p, r, 1.666_666_5e-1);
-    p = fmadd(p, r, 5.000_000_1e-1);
+    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, &k| fmadd(p, r, k));
     let e_r = fmadd(p * r, r, r + 1.0);
     // 2^n from n's bits: n is in -126..=127, so the exponent field is in range.
-    let n_bits = t.to_bits().wrapping_sub(SHIFT.to_bits());
+    let n_bits = t.to_bits().wrapping_sub(EXP_SHIFT.to_bits());
     let two_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
     if x < -87.0 {
         0.0
@@ -128,26 +126,34 @@ pub(super) fn exp_f32(x: f32) -> f32 {
 
 /// `x ← e^(x - max)` for every score; returns their sum.
 pub(super) fn exp_sub_in_place(xs: &mut [f32], max: f32) -> f32 {
-    let mut sums = [0f32; LANES];
-    let mut chunks = xs.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            c[i] = exp_f32(c[i] - max);
-            sums[i] += c[i];
-        }
-    }
-    let mut sum = hsum(sums);
-    for x in chunks.into_remainder() {
-        *x = exp_f32(*x - max);
-        sum += *x;
-    }
-    sum
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
+    // SAFETY: the target features are enabled at compile time.
+    return unsafe { avx2::exp_sub_in_place(xs, max) };
+    #[allow(unreachable_code)]
+    portable::exp_sub_in_place(xs, max)
 }
 
 /// Plain loops: four independent sums per dot product, four value rows per pass over a row's
 /// output.
 mod portable {
-    use super::{fmadd, hsum, Rows, LANES};
+    use super::{exp_f32, fmadd, hsum, Rows, LANES};
+
+    pub fn exp_sub_in_place(xs: &mut [f32], max: f32) -> f32 {
+        let mut sums = [0f32; LANES];
+        let mut chunks = xs.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                c[i] = exp_f32(c[i] - max);
+                sums[i] += c[i];
+            }
+        }
+        let mut sum = hsum(sums);
+        for x in chunks.into_remainder() {
+            *x = exp_f32(*x - max);
+            sum += *x;
+        }
+        sum
+    }
 
     pub fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scores: &mut [f32]) {
         let d = keys.len;
@@ -191,8 +197,46 @@ mod portable {
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
 mod avx2 {
-    use super::Rows;
+    use super::{exp_f32, Rows, EXP_POLY, EXP_SHIFT, LN2_HI, LN2_LO};
     use std::arch::x86_64::*;
+
+    /// [`exp_f32`] of eight lanes, the same operations in the same order (so the same bits):
+    /// the compiler turned the scalar version's final select into a branch and left the loop
+    /// scalar.
+    #[inline(always)]
+    unsafe fn exp8(x: __m256) -> __m256 {
+        let c = _mm256_set1_ps;
+        let xc = _mm256_min_ps(_mm256_max_ps(x, c(-87.0)), c(88.0));
+        let t = _mm256_fmadd_ps(xc, c(std::f32::consts::LOG2_E), c(EXP_SHIFT));
+        let n = _mm256_sub_ps(t, c(EXP_SHIFT));
+        let r = _mm256_fmadd_ps(n, c(-LN2_LO), _mm256_fmadd_ps(n, c(-LN2_HI), xc));
+        let p = EXP_POLY[1..].iter().fold(c(EXP_POLY[0]), |p, &k| _mm256_fmadd_ps(p, r, c(k)));
+        let e_r = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, c(1.0)));
+        let n_bits = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(EXP_SHIFT.to_bits() as i32));
+        let two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n_bits, _mm256_set1_epi32(127)), 23));
+        // 0 where x < -87 (and for -inf), like the scalar version.
+        let keep = _mm256_cmp_ps(x, c(-87.0), _CMP_NLT_UQ);
+        _mm256_and_ps(_mm256_mul_ps(e_r, two_n), keep)
+    }
+
+    pub unsafe fn exp_sub_in_place(xs: &mut [f32], max: f32) -> f32 {
+        let maxv = _mm256_set1_ps(max);
+        let mut sums = _mm256_setzero_ps();
+        let mut chunks = xs.chunks_exact_mut(8);
+        for c in &mut chunks {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), maxv));
+            _mm256_storeu_ps(c.as_mut_ptr(), e);
+            sums = _mm256_add_ps(sums, e);
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sums);
+        let mut sum = super::hsum(lanes);
+        for x in chunks.into_remainder() {
+            *x = exp_f32(*x - max);
+            sum += *x;
+        }
+        sum
+    }
 
     /// The sums of four vectors' lanes: `[Σa, Σb, Σc, Σd]`.
     #[inline(always)]
@@ -364,6 +408,23 @@ mod tests {
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_f32(-100.0), 0.0);
         assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn exp_sub_in_place_gives_exp_f32_bit_for_bit() {
+        // Scores minus their maximum are at most 0: here -110..10, past the -87 cut-off too.
+        let max = 3.5;
+        let xs: Vec<f32> = (0..1000).map(|i| pseudo(i) * 60.0 - 50.0 + max).chain([f32::NEG_INFINITY, max - 87.0, max]).collect();
+        let mut got = xs.clone();
+        let sum = exp_sub_in_place(&mut got, max);
+        for (x, g) in xs.iter().zip(&got) {
+            assert_eq!(g.to_bits(), exp_f32(x - max).to_bits(), "exp({x} - {max})");
+        }
+        let want: f64 = got.iter().map(|&g| g as f64).sum();
+        assert!((sum as f64 - want).abs() <= 1e-5 * want, "sum {sum} vs {want}");
+        let mut portable_out = xs.clone();
+        assert!((portable::exp_sub_in_place(&mut portable_out, max) - sum).abs() <= 1e-5 * sum);
+        assert_eq!(portable_out, got);
     }
 
     #[test]
