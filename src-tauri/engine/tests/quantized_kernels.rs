@@ -1,6 +1,7 @@
 //! The patched candle-core kernels (patches/candle-core; see patches/README.md) against
-//! candle's own scalar reference: the AVX2 Q4_1 dot product (one row and four rows at once), and the tiled matmul for prompt
-//! batches (row counts and column counts that are not multiples of the tile).
+//! candle's own scalar reference: the AVX2 Q4_1 dot product (one row and four rows at once),
+//! the AVX2 Q8_1 quantizer of the activations, and the tiled matmul for prompt batches (row
+//! counts and column counts that are not multiples of the tile).
 
 use candle_core::quantized::k_quants::{matmul, matmul_f16, BlockQ4_1, BlockQ8_1, GgmlType};
 use half::f16;
@@ -37,6 +38,45 @@ fn q4_1_dot_product_matches_the_scalar_reference() {
         let fast = BlockQ4_1::vec_dot(k, &x, &y);
         let reference = BlockQ4_1::vec_dot_unopt(k, &x, &y);
         assert!(close(fast, reference), "k={k}: {fast} vs {reference}");
+    }
+}
+
+/// candle's scalar `BlockQ8_1::from_float` as upstream wrote it, block by block, as the bytes
+/// of the `repr(C)` block: `d` and `s` (f16) then the 32 quants.
+fn q8_1_reference_bytes(xs: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for xs in xs.chunks_exact(32) {
+        let amax = xs.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let qs: Vec<i8> = xs.iter().map(|x| (x * id).round() as i8).collect();
+        let d16 = f16::from_f32(d);
+        let s16 = f16::from_f32(qs.iter().map(|&q| q as i32).sum::<i32>() as f32) * d16;
+        out.extend(d16.to_le_bytes());
+        out.extend(s16.to_le_bytes());
+        out.extend(qs.iter().map(|&q| q as u8));
+    }
+    out
+}
+
+#[test]
+fn q8_1_quantizer_gives_the_scalar_reference_bit_for_bit() {
+    // Real activations, zeros, exact halves after scaling (ties round away from zero), huge.
+    let mut xs = values(32 * 64, 9);
+    xs[..32].fill(0.0);
+    // With a maximum of 127 the scale is exactly 1, so these are ties: ..., -0.5, 0.5, 1.5, ...
+    for (i, x) in xs[32..64].iter_mut().enumerate() {
+        *x = i as f32 - 16.0 + 0.5;
+    }
+    xs[32] = -127.0;
+    xs[64..96].iter_mut().enumerate().for_each(|(i, x)| *x = (i as f32 - 15.5) * 1e30);
+    let blocks = quantize::<BlockQ8_1>(&xs);
+    assert_eq!(std::mem::size_of::<BlockQ8_1>(), 36);
+    // SAFETY: BlockQ8_1 is repr(C), 36 bytes without padding (checked above).
+    let bytes = unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const u8, blocks.len() * 36) };
+    let want = q8_1_reference_bytes(&xs);
+    for (b, (got, want)) in bytes.chunks_exact(36).zip(want.chunks_exact(36)).enumerate() {
+        assert_eq!(got, want, "block {b}");
     }
 }
 

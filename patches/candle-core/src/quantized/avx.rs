@@ -92,6 +92,48 @@ pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) ->
     }
 }
 
+/// [perimeter patch] `BlockQ8_1::from_float` with AVX2: the activations of every quantized
+/// matmul go through it, and the scalar loop (a serial `max` chain and `f32::round` per value)
+/// took 4% of a 4000-token prompt. Bit-identical to the scalar loop: the same maximum, scale and
+/// sum, and round-half-away-from-zero (what `f32::round` does) built from truncation, since the
+/// instruction's nearest mode rounds ties to even.
+pub(crate) fn quantize_row_q8_1(xs: &[f32], ys: &mut [BlockQ8_1]) {
+    assert_eq!(xs.len(), ys.len() * QK8_1);
+    for (xs, y) in xs.chunks_exact(QK8_1).zip(ys.iter_mut()) {
+        unsafe {
+            let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(xs.as_ptr().add(8 * i)));
+            let sign = _mm256_set1_ps(-0.0);
+            let abs = v.map(|v| _mm256_andnot_ps(sign, v));
+            let m = _mm256_max_ps(_mm256_max_ps(abs[0], abs[1]), _mm256_max_ps(abs[2], abs[3]));
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+            let d = amax / ((1 << 7) - 1) as f32;
+            let id = if d != 0f32 { 1. / d } else { 0. };
+            y.d = f16::from_f32(d);
+            let one = _mm256_set1_ps(1.0);
+            let q = v.map(|v| {
+                let x = _mm256_mul_ps(v, _mm256_set1_ps(id));
+                let t = _mm256_round_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                // |x - trunc(x)| >= 0.5: one step away from zero (x - t is exact).
+                let away = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(x, t)), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+                let step = _mm256_and_ps(away, _mm256_or_ps(one, _mm256_and_ps(sign, x)));
+                _mm256_cvtps_epi32(_mm256_add_ps(t, step))
+            });
+            let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+            let sum = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+            let sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b01_00_11_10));
+            let sum = _mm_cvtsi128_si32(_mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0b10_11_00_01)));
+            // i32 → i8 in order: the packs work per 128-bit lane, the permute puts them back.
+            let p16 = [_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])];
+            let p8 = _mm256_packs_epi16(p16[0], p16[1]);
+            let p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(y.qs.as_mut_ptr() as *mut __m256i, p8);
+            y.s = f16::from_f32(sum as f32) * y.d;
+        }
+    }
+}
+
 /// [perimeter patch] [`vec_dot_q4_1_q8_1`] for four activation rows at once: each weight block
 /// is unpacked once, and the block scales of the weights and of the four rows (f16 pairs
 /// `d, m` and `d, s` at the start of each block) are converted with one F16C instruction and

@@ -729,6 +729,7 @@ impl GgmlType for BlockQ8_1 {
         sumf
     }
 
+    #[allow(unreachable_code)]
     fn from_float(xs: &[f32], ys: &mut [Self]) {
         // quantize_row_q8_1
         debug_assert_eq!(
@@ -739,6 +740,9 @@ impl GgmlType for BlockQ8_1 {
             ys.len(),
             Self::BLCK_SIZE
         );
+        // [perimeter patch] the AVX2 quantizer; other targets keep the scalar loop.
+        #[cfg(target_feature = "avx2")]
+        return super::avx::quantize_row_q8_1(xs, ys);
         for (i, ys) in ys.iter_mut().enumerate() {
             let mut amax = 0f32;
             let xs = &xs[i * Self::BLCK_SIZE..(i + 1) * Self::BLCK_SIZE];

@@ -72,14 +72,14 @@ fn attend_block<T: UpcastF32 + Copy>(
     let n = kv.len();
     let scores = &mut scratch.scores;
     scores.resize(rows * n, 0.0);
-    kernels::scores(&scratch.q, rows, keys, n, scores);
+    // The scale is applied in the kernel, except under a soft cap (which needs the raw product).
+    let kernel_scale = if logit_softcap != 0.0 { 1.0 } else { scale };
+    kernels::scores(&scratch.q, rows, keys, n, kernel_scale, scores);
     let mut stats = [(f32::NEG_INFINITY, 0.0); ROWS];
     for (r, stats) in stats.iter_mut().enumerate().take(rows) {
         let s = &mut scores[r * n..][..n];
         if logit_softcap != 0.0 {
             s.iter_mut().for_each(|s| *s = logit_softcap * (*s * scale / logit_softcap).tanh());
-        } else {
-            s.iter_mut().for_each(|s| *s *= scale);
         }
         if let Some((mask, slope)) = &masks[r] {
             mask.add_to(s, kv.start, *slope, &mut scratch.mask);

@@ -35,19 +35,19 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// `scores[r * n + j] = q_r · keys_j` for `r < rows`, `j < n`; `q` holds `rows` rows of
-/// `keys.len` values.
-pub(super) fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scores: &mut [f32]) {
+/// `scores[r * n + j] = scale · (q_r · keys_j)` for `r < rows`, `j < n`; `q` holds `rows` rows
+/// of `keys.len` values.
+pub(super) fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scale: f32, scores: &mut [f32]) {
     let d = keys.len;
     assert!(rows <= ROWS && q.len() >= rows * d && scores.len() >= rows * n);
     keys.check(n);
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
     if d % 8 == 0 {
         // SAFETY: bounds checked above; the target features are enabled at compile time.
-        unsafe { avx2::scores(q, rows, keys, n, scores) };
+        unsafe { avx2::scores(q, rows, keys, n, scale, scores) };
         return;
     }
-    portable::scores(q, rows, keys, n, scores);
+    portable::scores(q, rows, keys, n, scale, scores);
 }
 
 /// `out[r * dv + c] = Σ_j p[r * n + j] · values_j[c]` for `r < rows`, `j < n`, `c < dv`
@@ -155,12 +155,12 @@ mod portable {
         sum
     }
 
-    pub fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scores: &mut [f32]) {
+    pub fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scale: f32, scores: &mut [f32]) {
         let d = keys.len;
         for r in 0..rows {
             let q = &q[r * d..][..d];
             for (j, s) in scores[r * n..][..n].iter_mut().enumerate() {
-                *s = dot(q, keys.row(j));
+                *s = dot(q, keys.row(j)) * scale;
             }
         }
     }
@@ -257,6 +257,7 @@ mod avx2 {
         stride: usize,
         out: *mut f32,
         n: usize,
+        scale: __m128,
     ) {
         let mut acc = [[_mm256_setzero_ps(); J]; R];
         for c in (0..d).step_by(8) {
@@ -272,7 +273,8 @@ mod avx2 {
         let flat = |i: usize| if i < R * J { acc[i / J][i % J] } else { zero };
         let mut sums = [0f32; 8];
         for g in (0..R * J).step_by(4) {
-            _mm_storeu_ps(sums.as_mut_ptr().add(g), hsum4(flat(g), flat(g + 1), flat(g + 2), flat(g + 3)));
+            let sum = hsum4(flat(g), flat(g + 1), flat(g + 2), flat(g + 3));
+            _mm_storeu_ps(sums.as_mut_ptr().add(g), _mm_mul_ps(sum, scale));
         }
         for r in 0..R {
             for j in 0..J {
@@ -281,26 +283,26 @@ mod avx2 {
         }
     }
 
-    unsafe fn scores_rows<const R: usize, const J: usize>(q: &[f32], keys: Rows, n: usize, scores: &mut [f32]) {
-        let (d, stride) = (keys.len, keys.stride);
+    unsafe fn scores_rows<const R: usize, const J: usize>(q: &[f32], keys: Rows, n: usize, scale: f32, scores: &mut [f32]) {
+        let (d, stride, scale) = (keys.len, keys.stride, _mm_set1_ps(scale));
         let (q, k, out) = (q.as_ptr(), keys.data.as_ptr(), scores.as_mut_ptr());
         let mut j = 0;
         while j + J <= n {
-            scores_step::<R, J>(q, d, k.add(j * stride), stride, out.add(j), n);
+            scores_step::<R, J>(q, d, k.add(j * stride), stride, out.add(j), n, scale);
             j += J;
         }
         for j in j..n {
-            scores_step::<R, 1>(q, d, k.add(j * stride), stride, out.add(j), n);
+            scores_step::<R, 1>(q, d, k.add(j * stride), stride, out.add(j), n, scale);
         }
     }
 
     /// Safety: the caller checked the bounds and that `keys.len` is a multiple of 8.
-    pub unsafe fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scores: &mut [f32]) {
+    pub unsafe fn scores(q: &[f32], rows: usize, keys: Rows, n: usize, scale: f32, scores: &mut [f32]) {
         match rows {
-            1 => scores_rows::<1, 8>(q, keys, n, scores),
-            2 => scores_rows::<2, 4>(q, keys, n, scores),
-            3 => scores_rows::<3, 2>(q, keys, n, scores),
-            4 => scores_rows::<4, 2>(q, keys, n, scores),
+            1 => scores_rows::<1, 8>(q, keys, n, scale, scores),
+            2 => scores_rows::<2, 4>(q, keys, n, scale, scores),
+            3 => scores_rows::<3, 2>(q, keys, n, scale, scores),
+            4 => scores_rows::<4, 2>(q, keys, n, scale, scores),
             _ => {}
         }
     }
@@ -379,8 +381,8 @@ mod tests {
                     let kv: Vec<f32> = (0..n * stride).map(|i| pseudo(i + 1000)).collect();
                     let keys = Rows { data: &kv, stride, len: d };
                     let (mut got, mut want) = (vec![0f32; rows * n], vec![0f32; rows * n]);
-                    scores(&q, rows, keys, n, &mut got);
-                    portable::scores(&q, rows, keys, n, &mut want);
+                    scores(&q, rows, keys, n, 0.125, &mut got);
+                    portable::scores(&q, rows, keys, n, 0.125, &mut want);
                     for (g, w) in got.iter().zip(&want) {
                         assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "scores d={d} rows={rows} n={n}: {g} vs {w}");
                     }
