@@ -108,7 +108,7 @@ impl PrefixCacheManagerV2 {
             self.caches.retain(|k, _| !toks.starts_with(&k.0));
 
             self.caches.insert(
-                seq.get_toks().to_vec().into(),
+                toks.to_vec().into(),
                 CacheElement {
                     cache,
                     recurrent_snapshots,
