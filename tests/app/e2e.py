@@ -231,6 +231,17 @@ def main(app, perimeter):
         citations = d.text("[data-testid=citations]")
         assert "shop/pricing.py" in citations, citations
         d.screenshot("chat")
+        # A follow-up in the same conversation: the excerpts the first answer was given are not
+        # sent again, and the context panel lists them as shown earlier.
+        d.type("textarea[aria-label=Question]", "What value does SALES_TAX_RATE have?\ue007")
+        deadline = time.time() + 240
+        while d.script("return document.querySelectorAll('[data-testid=answer]').length") < 2:
+            if time.time() > deadline:
+                raise AssertionError("no answer to the follow-up after 240 s")
+            time.sleep(0.5)
+        context = d.wait_text("[data-testid=context]", "shown earlier")
+        assert "shop/pricing.py" in context, context
+        d.screenshot("chat-follow-up")
         # A citation opens the file viewer (CodeMirror) on that file.
         d.click("[data-testid=citations] button[data-cite='shop/pricing.py']")
         d.wait_text("[data-testid=viewer-path]", "shop/pricing.py")
