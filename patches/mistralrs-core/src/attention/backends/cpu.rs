@@ -47,19 +47,17 @@ use kernels::{Rows, ROWS};
 
 /// [perimeter patch] Attention of a block of up to [`ROWS`] query rows that share their keys
 /// and values (consecutive positions of one head while prompting, the query heads of one KV
-/// head while decoding) over the KV positions `kv`, in three passes: the scores of every row
-/// (one matrix product, each key loaded once for the block), then per row the scale, soft cap,
-/// mask, maximum and one exponential pass, then the rows' weighted sums of the value rows
-/// (a second product). Upstream walked the positions one at a time per row, with an online
+/// head while decoding) over the KV positions `kv`, in three passes: the scaled scores of every
+/// row (one matrix product, each key loaded once for the block), then per row the soft cap,
+/// mask, maximum and one exponential pass, then the rows' weighted sums of the value rows (a
+/// second product). Upstream walked the positions one at a time per row, with an online
 /// softmax that rescaled the accumulator whenever the maximum grew and an `expf` call per
 /// position; this is the same softmax, summed in another order.
 ///
 /// `scratch.q` holds the block's query rows in f32; `keys` and `values` start at position
-/// `kv.start`. `scratch.acc` gets each row's
-/// Σ e^(s_j - max)·v_j (not yet divided); the return value holds each row's
-/// (max, Σ e^(s_j - max)), what merging partial results over several KV ranges needs. A row
-/// whose positions are all masked gets (-inf, 0) and zeros.
-#[allow(clippy::too_many_arguments)]
+/// `kv.start`. `scratch.acc` gets each row's Σ e^(s_j - max)·v_j (not yet divided); the return
+/// value holds each row's (max, Σ e^(s_j - max)), what merging partial results over several KV
+/// ranges needs. A row whose positions are all masked gets (-inf, 0) and zeros.
 fn attend_block<T: UpcastF32 + Copy>(
     rows: usize,
     keys: Rows,

@@ -6,9 +6,9 @@
 //! rows and several keys (or value columns) per step, so that every key and value row loaded is
 //! used by all rows of the block, and enough independent sums are in flight to keep both FMA
 //! units busy. With AVX2 and FMA enabled at compile time (the x86-64-v3 build) they use those
-//! instructions directly; compilers vectorised the plain loops the wrong way round (across the
-//! four rows, with shuffles). Elsewhere the portable versions below run; a test checks that the
-//! two agree.
+//! instructions directly; the compiler vectorised the plain loops the wrong way round (across
+//! the four keys of a dot product, with shuffles). Elsewhere the portable versions below run;
+//! a test checks that the two agree.
 
 /// The most query rows attended together.
 pub(super) const ROWS: usize = 4;
