@@ -27,7 +27,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 "$work/perimeter" serve --model "$model" --threads "$threads" --port "$port" > "$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 120); do
-  curl -fs "http://127.0.0.1:$port/v1/models" > /dev/null && break
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://127.0.0.1:$port/v1/models" 2> /dev/null && break
   kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
   sleep 0.5
 done
@@ -41,7 +41,11 @@ echo "| (loaded) | $(rss) |"
 for i in $(seq "$requests"); do
   # A different text per request (no shared prefix beyond the chat template).
   prompt=$(python3 -c "import random, sys; r = random.Random(int(sys.argv[1])); print(' '.join(r.choice(['alpha', 'beta', 'gamma', 'delta', 'parse', 'index', 'token', 'cache', 'file', 'line', 'value', 'error']) + str(r.randrange(1000)) for _ in range(int(sys.argv[2]))))" "$i" "$words")
-  body=$(python3 -c 'import json, sys; print(json.dumps({"model": "default", "max_tokens": 8, "messages": [{"role": "user", "content": sys.argv[1]}]}))' "$prompt")
-  curl -fs -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/v1/chat/completions" > /dev/null
+  python3 - "$prompt" "http://127.0.0.1:$port/v1/chat/completions" <<'PY'
+import json, sys, urllib.request
+body = {"model": "default", "max_tokens": 8, "messages": [{"role": "user", "content": sys.argv[1]}]}
+request = urllib.request.Request(sys.argv[2], json.dumps(body).encode(), {"Content-Type": "application/json"})
+urllib.request.urlopen(request, timeout=600).read()
+PY
   echo "| $i | $(rss) |"
 done
