@@ -72,30 +72,12 @@ fn main() {
     }
 }
 
+// [perimeter patch] The vendored copy lives inside Perimeter's git checkout: upstream's
+// `git rev-parse HEAD` read *our* commit (a new revision, so a rebuild, on every commit), and
+// its `rerun-if-changed=.git/HEAD` named a file this folder never has, which left the crate
+// dirty on every build (~6 min of rebuilding mistral.rs per cargo invocation on 2 cores).
+// A vendored crate has no revision of its own: say which release it is.
 fn set_git_revision() {
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .and_then(|output| {
-            if output.status.success() {
-                String::from_utf8(output.stdout).ok()
-            } else {
-                None
-            }
-        })
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_string());
-
-    println!("cargo:rustc-env=MISTRALRS_GIT_REVISION={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
-        if let Some(ref_path) = head.strip_prefix("ref:") {
-            let ref_path = ref_path.trim();
-            if !ref_path.is_empty() {
-                println!("cargo:rerun-if-changed=.git/{}", ref_path);
-            }
-        }
-    }
+    println!("cargo:rustc-env=MISTRALRS_GIT_REVISION=v0.8.1-perimeter-patched");
+    println!("cargo:rerun-if-changed=build.rs");
 }
