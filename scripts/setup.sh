@@ -67,4 +67,6 @@ fi
 
 # --- models -----------------------------------------------------------------------------------
 say "checking the development model"
-if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all; else scripts/fetch-models.sh; fi
+# The tests also run a real coding model (Qwen2.5-Coder-0.5B, 491 MB) and the
+# unsupported-architecture fixture.
+if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all --real; else scripts/fetch-models.sh; fi

@@ -9,5 +9,6 @@ mod file_server;
 mod hw_and_models;
 mod index;
 mod offline;
+mod real_model;
 mod remote;
 mod util;

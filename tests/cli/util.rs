@@ -17,6 +17,14 @@ pub fn dev_model() -> PathBuf {
     model_file("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
+/// Qwen2.5-Coder-0.5B-Instruct Q4_K_M, the real coding model the tests run
+/// (`scripts/fetch-models.sh --real`).
+pub fn qwen_05b() -> PathBuf {
+    let path = repo_root().join("models/local/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    assert!(path.is_file(), "{} is missing: run scripts/fetch-models.sh --real", path.display());
+    path
+}
+
 /// A fresh user: an empty HOME and data folder, removed when dropped.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,

@@ -60,11 +60,22 @@ fn frame_question(excerpts: &str, question: &str) -> String {
     format!("Project excerpts, most relevant first:\n\n{excerpts}Question: {question}")
 }
 
-fn frame_edit(files: &str, instruction: &str) -> String {
-    if files.is_empty() {
+fn frame_whole_file_edit(files: &str, instruction: &str) -> String {
+    frame_edit(files, instruction, "each file you change in full: its path on its own line (for example {path}), then a code block with its complete new content")
+}
+
+fn frame_search_replace_edit(files: &str, instruction: &str) -> String {
+    frame_edit(files, instruction, "search/replace blocks, each after the path of its file on its own line (for example {path})")
+}
+
+/// The files, the request, then the answer's format once more with a real path of the
+/// project as its example (`{path}` in `format`): small models follow the end of the prompt
+/// most closely, and copied the made-up path of a worked example.
+fn frame_edit(files: &str, instruction: &str, format: &str) -> String {
+    let Some(path) = files.lines().next().and_then(|l| l.rsplit_once(':')).map(|(p, _)| p) else {
         return format!("Change requested: {instruction}");
-    }
-    format!("Project files:\n\n{files}Change requested: {instruction}")
+    };
+    format!("Project files:\n\n{files}Change requested: {instruction}\n\nAnswer with {}.", format.replace("{path}", path))
 }
 
 /// Says in the report when the prompt leaves this machine, and that its counts are estimates.
@@ -162,7 +173,10 @@ pub async fn propose_edit(
         history: &[],
         excerpts: &excerpts,
         question: instruction,
-        frame: frame_edit,
+        frame: match format {
+            EditFormat::WholeFile => frame_whole_file_edit,
+            EditFormat::SearchReplace => frame_search_replace_edit,
+        },
     };
     let (messages, mut context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
     note_destination(model, &mut context);
@@ -178,5 +192,5 @@ pub async fn propose_edit(
         usage: generation.usage,
         context,
     };
-    Ok(propose(&root, &known, instruction, format, answer, &seen))
+    Ok(propose(&root, &known, instruction, format, answer, &seen, true))
 }

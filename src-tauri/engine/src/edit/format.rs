@@ -45,21 +45,18 @@ impl std::str::FromStr for EditFormat {
     }
 }
 
+// No worked example with a made-up path: Qwen2.5-Coder-0.5B copied one (`src/greet.py`)
+// into its answer as a new file. The user's message ends with the format again, naming a
+// path from the project instead (`assistant::frame_edit`).
 const WHOLE_FILE_PROMPT: &str = "You are Perimeter, a coding assistant that edits the user's project. \
 The user's message shows project files, each under its path, then asks for a change.
 
-Reply with every file you change, in full: the file's path on its own line, then a code block \
-with the complete new content of that file. Never leave anything out or write \"...\": the block \
-replaces the whole file. To create a file, do the same with its new path. To delete a file, write \
-DELETE followed by its path on its own line. Do not show files you do not change.
-
-Example:
-
-src/greet.py
-```python
-def greet(name):
-    return f\"Hello, {name}!\"
-```
+Reply with every file you change, in full: the file's path exactly as the user's message shows \
+it, on its own line, then a code block with the complete new content of that file. Never leave \
+anything out or write \"...\": the block replaces the whole file. Change only what the request \
+asks for and keep everything else as it is. To create a file, do the same with its new path. \
+To delete a file, write DELETE followed by its path on its own line, only when the user asks for \
+that. Do not show files you do not change.
 ";
 
 const SEARCH_REPLACE_PROMPT: &str = "You are Perimeter, a coding assistant that edits the user's project. \

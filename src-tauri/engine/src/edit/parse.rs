@@ -267,11 +267,24 @@ fn path_in_line(line: &str) -> Option<String> {
 }
 
 fn clean_path(p: &str) -> String {
-    p.trim()
+    let p = p
+        .trim()
         .trim_matches(|c| matches!(c, '`' | '*' | '"' | '\'' | '_'))
         .trim_end_matches(':')
-        .trim_matches(|c| matches!(c, '`' | '*' | '"' | '\''))
-        .replace('\\', "/")
+        .trim_matches(|c| matches!(c, '`' | '*' | '"' | '\''));
+    // The prompt heads excerpts `path:start-end`; small models copy the range into the path.
+    without_line_range(p).unwrap_or(p).replace('\\', "/")
+}
+
+/// `src/a.rs` for `src/a.rs:1-16` or `src/a.rs:7`; `None` when there is no line range.
+fn without_line_range(p: &str) -> Option<&str> {
+    let (path, range) = p.rsplit_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let is_range = match range.split_once('-') {
+        Some((a, b)) => digits(a) && digits(b),
+        None => digits(range),
+    };
+    (is_range && !path.is_empty()).then_some(path)
 }
 
 fn looks_like_path(p: &str) -> bool {
@@ -304,7 +317,7 @@ mod tests {
 
     #[test]
     fn whole_file_with_decorated_paths_and_no_language_tag() {
-        for header in ["src/app.py", "**src/app.py**", "`src/app.py`:", "### File: src/app.py", "src/app.py (updated)"] {
+        for header in ["src/app.py", "**src/app.py**", "`src/app.py`:", "### File: src/app.py", "src/app.py (updated)", "src/app.py:1-16", "`src/app.py:3`"] {
             let a = whole(&format!("Here you go.\n\n{header}\n```\n\ndef f():\n    return 1\n\n```\nDone."));
             assert_eq!(a.problems, vec![], "{header}");
             assert_eq!(a.blocks.len(), 1, "{header}");
