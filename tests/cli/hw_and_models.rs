@@ -15,12 +15,25 @@ fn hw_reports_the_machine_every_catalog_model_and_a_pick() {
     for m in models {
         assert!(["fits_gpu", "fits_cpu", "too_large"].contains(&m["class"].as_str().unwrap()), "{m}");
     }
-    // This machine (24 GiB, no GPU) gets a CPU pick.
-    assert!(v["assessment"]["pick"]["id"].as_str().unwrap().starts_with("qwen2.5-coder"));
+    // This machine (24 GiB, no GPU) gets a CPU pick, chosen by its expected speed.
+    let pick = &v["assessment"]["pick"];
+    assert!(pick["id"].as_str().unwrap().starts_with("qwen2.5-coder"));
+    assert_eq!(pick["placement"], "fits_cpu");
+    assert!(pick["reason"].as_str().unwrap().contains("tokens/s expected"), "{pick}");
+    // A CPU-only build promises no GPU, whatever card is present.
+    assert!(models.iter().all(|m| m["class"] != "fits_gpu"));
+    for m in models.iter().filter(|m| m["class"] == "fits_cpu") {
+        assert!(m["cpu_tokens_per_s"].as_f64().unwrap() > 0.0, "{m}");
+    }
+    // The memory bandwidth was measured and cached in the data folder.
+    let bandwidth = hw["memory_read_bytes_per_s"].as_u64().unwrap();
+    assert!(bandwidth > 100_000_000, "{bandwidth}");
+    assert!(sb.data().join("memory-bandwidth.json").is_file());
 
     let table = sb.cmd().arg("hw").output().unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("Recommended:") && text.contains("← recommended"), "{text}");
+    assert!(text.contains("tok/s") && text.contains("GB/s"), "{text}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use perimeter_engine::hardware::HardwareProfile;
 use perimeter_engine::models::{assess, Catalog};
+use perimeter_engine::paths;
 use serde_json::json;
 
 use crate::progress::size;
@@ -17,7 +18,7 @@ pub struct HwArgs {
 }
 
 pub fn run(args: HwArgs) -> anyhow::Result<ExitCode> {
-    let hw = HardwareProfile::probe();
+    let hw = HardwareProfile::probe().with_memory_bandwidth(&paths::data_dir());
     let catalog = Catalog::builtin();
     let a = assess(&hw, &catalog);
     if args.json {
@@ -37,13 +38,25 @@ pub fn run(args: HwArgs) -> anyhow::Result<ExitCode> {
         let vram = g.vram_total_bytes.map(size).unwrap_or_else(|| "shared memory".into());
         println!("GPU       {} {} — {}", g.vendor, g.name, vram);
     }
+    if let Some(bw) = hw.memory_read_bytes_per_s {
+        println!("Memory    reads {:.1} GB/s (measured once per machine)", bw as f64 / 1e9);
+    }
     println!("Engine    backends compiled in: {}", hw.inference_backends.join(", "));
+    if let Some(note) = &a.gpu_note {
+        println!("          {note}");
+    }
     println!();
-    println!("{:<40} {:>10} {:>10}  fit", "model", "file", "needs");
+    println!("{:<40} {:>10} {:>10} {:>9}  fit", "model", "file", "needs", "decode");
     for (m, f) in catalog.models.iter().zip(&a.models) {
         let mark = if a.pick.as_ref().is_some_and(|p| p.id == m.id) { "  ← recommended" } else { "" };
-        println!("{:<40} {:>10} {:>10}  {}{}", m.id, size(m.size_bytes), size(f.need_bytes), f.class.label(), mark);
+        let speed = f.cpu_tokens_per_s.map_or("—".to_string(), |t| format!("~{t:.0} tok/s"));
+        println!("{:<40} {:>10} {:>10} {:>9}  {}{}", m.id, size(m.size_bytes), size(f.need_bytes), speed, f.class.label(), mark);
     }
+    println!();
+    println!(
+        "decode: expected tokens/s on this CPU; the pick is the largest model at {:.0} tokens/s or more",
+        a.interactive_tokens_per_s
+    );
     println!();
     match (&a.pick, &a.no_pick_reason) {
         (Some(p), _) => println!("Recommended: {} — {}", p.id, p.reason),

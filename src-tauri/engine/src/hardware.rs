@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub mod bandwidth;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HardwareProfile {
     pub os: String,
@@ -19,6 +21,9 @@ pub struct HardwareProfile {
     pub unified_memory: bool,
     /// Backends this build of the inference engine was compiled with ("cpu", "cuda", "metal").
     pub inference_backends: Vec<String>,
+    /// Memory read bandwidth in bytes/s, when measured ([`HardwareProfile::with_memory_bandwidth`]).
+    #[serde(default)]
+    pub memory_read_bytes_per_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +89,15 @@ impl HardwareProfile {
             gpus,
             unified_memory: cfg!(all(target_os = "macos", target_arch = "aarch64")),
             inference_backends: crate::inference::compiled_backends(),
+            memory_read_bytes_per_s: None,
         }
+    }
+
+    /// Adds the memory read bandwidth: measured once per machine (~0.2 s) with one thread
+    /// per physical core, then read from a cache in `data_dir`.
+    pub fn with_memory_bandwidth(mut self, data_dir: &std::path::Path) -> HardwareProfile {
+        self.memory_read_bytes_per_s = Some(bandwidth::cached_or_measured(&self, data_dir, self.cpu.physical_cores));
+        self
     }
 }
 

@@ -20,10 +20,11 @@ pub struct HardwareSummary {
     assessment: Assessment,
 }
 
-/// The hardware probe and each catalog model's fit. Async so the probe runs off the UI thread.
+/// The hardware probe and each catalog model's fit. Async so the probe (and, the first time
+/// on a machine, its ~0.2 s memory bandwidth measurement) runs off the UI thread.
 #[tauri::command]
 pub async fn hardware_summary() -> HardwareSummary {
-    let hardware = HardwareProfile::probe();
+    let hardware = HardwareProfile::probe().with_memory_bandwidth(&perimeter_engine::paths::data_dir());
     let assessment = assess(&hardware, &Catalog::builtin());
     HardwareSummary { hardware, assessment }
 }

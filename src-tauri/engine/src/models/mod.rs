@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod download;
 pub mod fit;
 pub mod gguf;
+pub mod speed;
 pub mod store;
 
 pub use catalog::{Catalog, CatalogModel, Role};
