@@ -152,9 +152,9 @@ def model_mirror():
     return server, ranges
 
 
-def cli(binary, env, *args):
+def cli(binary, env, *args, ok=(0,)):
     out = subprocess.run([binary, *args], env=env, capture_output=True, text=True)
-    if out.returncode not in (0,):
+    if out.returncode not in ok:
         raise RuntimeError(f"perimeter {' '.join(args)}: {out.stderr}")
     return out.stdout
 
@@ -173,6 +173,12 @@ def main(app, perimeter):
         # What a user would have after a first session: the dev model, the project, a proposal.
         cli(perimeter, env, "models", "import", "--link", MODEL)
         cli(perimeter, env, "projects", "add", shop)
+        # A small model's answer that deletes the file it was asked to fix: held (exit 5).
+        deletion = os.path.join(tmp, "delete-answer.txt")
+        with open(deletion, "w") as f:
+            f.write("DELETE shop/pricing.py\n")
+        cli(perimeter, env, "edit", "--project", shop, "--answer-file", deletion,
+            "The tests are correct. Fix the discount in shop/pricing.py.", ok=(5,))
         cli(perimeter, env, "edit", "--project", shop, "--answer-file",
             os.path.join(ROOT, "tests", "fixtures", "edits", "whole-file-well-formed.txt"), "Raise the tax rate to 9%")
 
@@ -266,6 +272,22 @@ def main(app, perimeter):
         d.wait_text("[data-testid=apply-message]", "Applied shop/pricing.py")
         changed = open(pricing).read()
         assert "SALES_TAX_RATE = 0.09" in changed and "round(subtotal * (100 - percent) / 100, 2)" not in changed, changed
+        d.click("[data-testid=undo]")
+        d.wait_text("[data-testid=apply-message]", "Undid")
+        assert open(pricing).read() == original
+
+        # The held deletion: marked in red with its reason, its hunk cannot be chosen until the
+        # user confirms; then it applies, and undo brings the file back.
+        d.click(".proposals li:nth-child(2) [data-testid=proposal]")
+        d.wait_text("[data-testid=held]", "this deletes shop/pricing.py, and the instruction does not ask for that file to be deleted")
+        assert d.script("return document.querySelector('[data-testid=hunk-1]').disabled") is True
+        assert d.script("return document.querySelector('[data-testid=apply]').disabled") is True
+        d.screenshot("changes-held")
+        d.click("[data-testid=confirm-held]")
+        d.wait_text("[data-testid=held]", "Confirmed by you")
+        d.click("[data-testid=apply]")
+        d.wait_text("[data-testid=apply-message]", "Applied shop/pricing.py")
+        assert not os.path.exists(pricing)
         d.click("[data-testid=undo]")
         d.wait_text("[data-testid=apply-message]", "Undid")
         assert open(pricing).read() == original

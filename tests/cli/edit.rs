@@ -30,9 +30,11 @@ fn the_dev_model_gives_a_proposal_or_a_clear_no_usable_edit() {
     let proposal = &last["proposal"];
     // The file the instruction names is what the model was shown.
     assert_eq!(proposal["context"]["included"][0]["path"], "shop/pricing.py", "{proposal}");
+    let held = |p: &serde_json::Value| p["files"].as_array().unwrap().iter().any(|f| !f["hold"].is_null());
     match out.status.code() {
-        Some(0) => assert!(!proposal["files"].as_array().unwrap().is_empty()),
+        Some(0) => assert!(!proposal["files"].as_array().unwrap().is_empty() && !held(proposal)),
         Some(3) => assert!(proposal["files"].as_array().unwrap().is_empty()),
+        Some(5) => assert!(held(proposal)),
         other => panic!("exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
     }
     assert_eq!(std::fs::read_to_string(shop.join("shop/pricing.py")).unwrap(), before, "edit without --apply writes nothing");
@@ -46,7 +48,7 @@ fn the_dev_model_gives_a_proposal_or_a_clear_no_usable_edit() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&text.stderr);
-    assert!(matches!(text.status.code(), Some(0 | 3)), "{stderr}");
+    assert!(matches!(text.status.code(), Some(0 | 3 | 5)), "{stderr}");
     if text.status.code() == Some(3) {
         assert!(stderr.contains("the model's answer contained no usable edit"), "{stderr}");
     }
@@ -98,7 +100,7 @@ fn apply_later_refuses_a_file_changed_since() {
         .arg(&shop)
         .arg("--answer-file")
         .arg(edit_fixture("search-replace-well-formed.txt"))
-        .arg("make remove strict")
+        .arg("make remove strict, raising errors from a new file shop/errors.py")
         .output()
         .unwrap();
     let proposal = &json_lines(&ok(&out).into_bytes())[0]["proposal"];
@@ -142,4 +144,41 @@ fn unusable_answer_exits_3_with_the_reason_and_the_closest_lines() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the model's answer contained no usable edit"));
+}
+
+/// The case a real model produced (Qwen2.5-Coder-0.5B): asked to fix a file, it deleted it.
+/// The deletion is held: not applied, exit 5, the reason in words; `--confirm` applies it.
+#[test]
+fn a_deletion_the_instruction_did_not_ask_for_is_held_until_confirmed() {
+    let sb = Sandbox::new();
+    let project = fixture_project(&sb, "square-root");
+    let before = std::fs::read(project.join("square_root.py")).unwrap();
+    let instruction = "The tests are correct. Fix the code in square_root.py to resolve the errors.";
+    let out = sb
+        .cmd()
+        .args(["edit", "--apply", "--project"])
+        .arg(&project)
+        .arg("--answer-file")
+        .arg(edit_fixture("qwen2.5-coder-0.5b-delete-instead-of-fix.txt"))
+        .arg(instruction)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(5), "{stdout}\n{stderr}");
+    assert!(stdout.contains("HELD: this deletes square_root.py, and the instruction does not ask for that file to be deleted"), "{stdout}");
+    assert!(stderr.contains("square_root.py is held for your confirmation") && stderr.contains("was not applied"), "{stderr}");
+    assert_eq!(std::fs::read(project.join("square_root.py")).unwrap(), before, "nothing deleted");
+    let history = sb.cmd().args(["history", "--json", "--project"]).arg(&project).output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&history.stdout).unwrap(), serde_json::json!([]));
+
+    // `apply` alone refuses too; with --confirm the user's explicit choice is carried out.
+    let apply = sb.cmd().args(["apply", "--json", "--project"]).arg(&project).output().unwrap();
+    assert_eq!(apply.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_slice(&apply.stdout).unwrap();
+    assert_eq!((v["applied"].is_null(), &v["held"]), (true, &serde_json::json!(["square_root.py"])));
+    assert!(project.join("square_root.py").exists());
+    ok(&sb.cmd().args(["apply", "--confirm", "--project"]).arg(&project).output().unwrap());
+    assert!(!project.join("square_root.py").exists());
+    ok(&sb.cmd().args(["undo", "--project"]).arg(&project).output().unwrap());
+    assert_eq!(std::fs::read(project.join("square_root.py")).unwrap(), before);
 }

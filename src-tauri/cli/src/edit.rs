@@ -28,6 +28,9 @@ pub struct EditArgs {
     /// Apply only these hunks (numbers as printed), e.g. 1,3.
     #[arg(long, value_delimiter = ',')]
     apply_hunks: Option<Vec<usize>>,
+    /// Also apply the changes held for confirmation (a deleted or emptied file, a blind edit…).
+    #[arg(long)]
+    confirm: bool,
     /// Edit format: whole-file or search-replace (default: by model size).
     #[arg(long)]
     format: Option<EditFormat>,
@@ -69,9 +72,15 @@ pub struct ApplyArgs {
     /// Only these files.
     #[arg(long, value_delimiter = ',')]
     files: Option<Vec<String>>,
+    /// Also apply the changes held for confirmation (a deleted or emptied file, a blind edit…).
+    #[arg(long)]
+    confirm: bool,
     #[arg(long)]
     json: bool,
 }
+
+/// Exit code when a change was held for confirmation and not applied.
+const EXIT_HELD: u8 = 5;
 
 #[derive(Args)]
 pub struct UndoArgs {
@@ -132,13 +141,13 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
         (None, true) => Some(Selection::All),
         (None, false) => None,
     };
-    let applied = match &selection {
-        Some(sel) if !proposal.files.is_empty() => Some(apply(&index, &proposal, sel)?),
-        _ => None,
+    let (applied, held) = match &selection {
+        Some(sel) if !proposal.files.is_empty() => apply_unless_held(&index, &proposal, sel, args.confirm)?,
+        _ => (None, held_paths(&proposal, args.confirm)),
     };
 
     if args.json {
-        println!("{}", json!({ "event": "proposal", "proposal": proposal, "applied": applied }));
+        println!("{}", json!({ "event": "proposal", "proposal": proposal, "applied": applied, "held": held }));
     } else {
         print_proposal(&proposal);
         if args.show_context {
@@ -152,9 +161,59 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
                 proposal.id
             ),
         }
+        print_held_note(&held, selection.is_some());
     }
-    // No usable edit is an answer, not a crash: exit 3 so scripts can tell it apart.
-    Ok(if proposal.files.is_empty() { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    // No usable edit is an answer, not a crash: exit 3 so scripts can tell it apart; a
+    // change held for confirmation and not applied, exit 5.
+    Ok(if proposal.files.is_empty() {
+        ExitCode::from(3)
+    } else if !held.is_empty() {
+        ExitCode::from(EXIT_HELD)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The held changes that stay unapplied: all of them, unless the user confirmed.
+fn held_paths(p: &Proposal, confirm: bool) -> Vec<String> {
+    if confirm {
+        return Vec::new();
+    }
+    p.held().map(|f| f.path.clone()).collect()
+}
+
+/// Applies `selection`, leaving out the held changes unless `confirm`; returns the applied
+/// change (none when everything chosen was held) and the held paths left out.
+fn apply_unless_held(
+    index: &ProjectIndex,
+    p: &Proposal,
+    selection: &Selection,
+    confirm: bool,
+) -> anyhow::Result<(Option<edit::AppliedChange>, Vec<String>)> {
+    let held = held_paths(p, confirm);
+    let selection = if confirm { selection.clone() } else { p.unheld(selection) };
+    let nothing_left = match &selection {
+        Selection::Hunks(h) => h.is_empty(),
+        Selection::Files(f) => f.is_empty(),
+        Selection::All => false,
+    };
+    if nothing_left && !held.is_empty() {
+        return Ok((None, held));
+    }
+    Ok((Some(apply(index, p, &selection, confirm)?), held))
+}
+
+fn print_held_note(held: &[String], applying: bool) {
+    if held.is_empty() {
+        return;
+    }
+    eprintln!(
+        "{} {} held for your confirmation (see the reasons above){}; `--confirm` applies {} anyway",
+        held.join(", "),
+        if held.len() == 1 { "is" } else { "are" },
+        if applying { " and was not applied" } else { "" },
+        if held.len() == 1 { "it" } else { "them" },
+    );
 }
 
 fn from_answer_file(index: &ProjectIndex, args: &EditArgs, file: &PathBuf) -> anyhow::Result<Proposal> {
@@ -167,12 +226,13 @@ fn from_answer_file(index: &ProjectIndex, args: &EditArgs, file: &PathBuf) -> an
         context: PromptReport::default(),
     };
     let format = args.format.unwrap_or(EditFormat::WholeFile);
-    Ok(edit::propose(index.root(), &index.paths()?, &args.instruction, format, answer, &HashMap::new()))
+    // The prompt that led to this answer is unknown, so no edit counts as blind.
+    Ok(edit::propose(index.root(), &index.paths()?, &args.instruction, format, answer, &HashMap::new(), false))
 }
 
-fn apply(index: &ProjectIndex, p: &Proposal, selection: &Selection) -> anyhow::Result<edit::AppliedChange> {
+fn apply(index: &ProjectIndex, p: &Proposal, selection: &Selection, confirm: bool) -> anyhow::Result<edit::AppliedChange> {
     let history = edit::history(index.data_dir());
-    Ok(edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, selection)?)
+    Ok(edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, selection, confirm)?)
 }
 
 /// The proposal as a unified diff, hunks numbered for `--apply-hunks`, coloured on a terminal.
@@ -181,6 +241,10 @@ fn print_proposal(p: &Proposal) {
     let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
     for f in &p.files {
         println!("{}", paint("1", &format!("{:?} {}", f.kind, f.path).to_lowercase()));
+        if let Some(hold) = &f.hold {
+            println!("{}", paint("1;31", &format!("HELD: {} — not applied without --confirm", hold.reason)));
+            println!("{}", paint("31", &format!("      safer: {}", hold.safe_action)));
+        }
         let mut hunks = f.hunks.iter();
         for line in f.diff.lines() {
             if line.starts_with("@@") {
@@ -222,16 +286,23 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         (None, Some(f)) => Selection::Files(f.clone()),
         (None, None) => Selection::All,
     };
-    let applied = apply(&index, &proposal, &selection)?;
+    let (applied, held) = apply_unless_held(&index, &proposal, &selection, args.confirm)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&applied)?);
+        println!("{}", serde_json::to_string_pretty(&json!({ "applied": applied, "held": held }))?);
     } else {
-        for f in &applied.files {
+        for f in applied.iter().flat_map(|a| &a.files) {
             println!("{:<7} {}", format!("{:?}", f.kind).to_lowercase(), f.path);
         }
-        println!("applied as change {}", applied.id);
+        if let Some(a) = &applied {
+            println!("applied as change {}", a.id);
+        }
+        for f in proposal.held().filter(|f| held.contains(&f.path)) {
+            let hold = f.hold.as_ref().expect("held");
+            eprintln!("held: {} — {}; safer: {}", f.path, hold.reason, hold.safe_action);
+        }
+        print_held_note(&held, true);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if held.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_HELD) })
 }
 
 pub fn run_undo(args: UndoArgs) -> anyhow::Result<ExitCode> {

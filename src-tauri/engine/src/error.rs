@@ -139,6 +139,13 @@ pub enum Error {
     #[error("the selection matches no change in the proposal ({0}); `perimeter edit` numbers the hunks it shows")]
     EmptySelection(String),
 
+    #[error(
+        "nothing was written: {} waits for your explicit confirmation ({}); confirm it to apply it anyway, or apply the other changes only",
+        paths.join(", "),
+        reasons.join("; ")
+    )]
+    HeldChange { paths: Vec<String>, reasons: Vec<String> },
+
     #[error("{}: {reason}; move it aside and Perimeter will start a fresh one", path.display())]
     CorruptRecord { path: PathBuf, reason: String },
 

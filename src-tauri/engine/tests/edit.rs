@@ -1,7 +1,8 @@
 //! Edit proposals from recorded model answers (tests/fixtures/edits), applied to a copy of
 //! the fixture project and undone: parse, match, diff, partial apply, conflict, undo, path
-//! escapes, CRLF, no final newline, non-UTF-8. Plus property tests: arbitrary answers never
-//! panic and never write outside the project.
+//! escapes, CRLF, no final newline, non-UTF-8, changes held for confirmation. Plus property
+//! tests: arbitrary answers never panic, never write outside the project, and never make a
+//! destructive change the instruction did not ask for without confirmation.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,10 +29,14 @@ struct Project {
 
 impl Project {
     fn new() -> Project {
+        Project::of("shop")
+    }
+    /// A copy of the fixture project `name`, in `<tmp>/shop`.
+    fn of(name: &str) -> Project {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("shop");
         let mut known = Vec::new();
-        copy_dir(&fixtures().join("projects/shop"), &root, &root, &mut known);
+        copy_dir(&fixtures().join("projects").join(name), &root, &root, &mut known);
         std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
         std::fs::write(tmp.path().join("victim.txt"), "keep me\n").unwrap();
         std::fs::create_dir_all(root.join(".git")).unwrap();
@@ -49,6 +54,9 @@ impl Project {
         std::fs::read_to_string(self.root().join(rel)).unwrap()
     }
     fn propose(&self, text: &str, format: EditFormat) -> Proposal {
+        self.propose_for("test", text, format)
+    }
+    fn propose_for(&self, instruction: &str, text: &str, format: EditFormat) -> Proposal {
         let answer = EditAnswer {
             model: "fixture".into(),
             text: text.into(),
@@ -56,10 +64,13 @@ impl Project {
             usage: Usage::default(),
             context: PromptReport::default(),
         };
-        edit::propose(&self.root(), &self.known, "test", format, answer, &HashMap::new())
+        edit::propose(&self.root(), &self.known, instruction, format, answer, &HashMap::new(), false)
     }
     fn apply(&self, p: &Proposal, s: Selection) -> perimeter_engine::Result<edit::AppliedChange> {
-        edit::apply(&self.root(), &self.history(), &p.id, &p.instruction, &p.files, &s)
+        edit::apply(&self.root(), &self.history(), &p.id, &p.instruction, &p.files, &s, false)
+    }
+    fn apply_confirmed(&self, p: &Proposal, s: Selection) -> perimeter_engine::Result<edit::AppliedChange> {
+        edit::apply(&self.root(), &self.history(), &p.id, &p.instruction, &p.files, &s, true)
     }
 }
 
@@ -148,8 +159,10 @@ fn undo_refuses_when_the_file_changed_again() {
 #[test]
 fn search_replace_blocks_new_file_and_undo_removes_it() {
     let p = Project::new();
-    let proposal = p.propose(&answer("search-replace-well-formed.txt"), EditFormat::SearchReplace);
+    let instruction = "make Cart.remove strict, with a new file shop/errors.py";
+    let proposal = p.propose_for(instruction, &answer("search-replace-well-formed.txt"), EditFormat::SearchReplace);
     assert_eq!(proposal.problems, vec![]);
+    assert_eq!(proposal.held().count(), 0, "the instruction names the new file");
     let kinds: Vec<_> = proposal.files.iter().map(|f| (f.path.as_str(), f.kind)).collect();
     assert_eq!(kinds, [("shop/cart.py", ChangeKind::Modify), ("shop/errors.py", ChangeKind::Create)]);
     p.apply(&proposal, Selection::All).unwrap();
@@ -236,15 +249,64 @@ fn permissions_are_kept_and_deleted_files_come_back_on_undo() {
     let p = Project::new();
     std::fs::write(p.root().join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
     std::fs::set_permissions(p.root().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let proposal = p.propose("run.sh\n```sh\n#!/bin/sh\necho hello\n```\n\nDELETE README.md\n", EditFormat::WholeFile);
+    let answer = "run.sh\n```sh\n#!/bin/sh\necho hello\n```\n\nDELETE README.md\n";
+    let proposal = p.propose_for("say hello in run.sh and delete README.md", answer, EditFormat::WholeFile);
     let kinds: Vec<_> = proposal.files.iter().map(|f| f.kind).collect();
     assert_eq!(kinds, [ChangeKind::Modify, ChangeKind::Delete]);
+    assert_eq!(proposal.held().count(), 0, "the deletion was asked for");
     p.apply(&proposal, Selection::All).unwrap();
     assert_eq!(std::fs::metadata(p.root().join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
     assert!(!p.root().join("README.md").exists());
     edit::undo(&p.root(), &p.history(), None).unwrap();
     assert!(p.read("README.md").starts_with("# shop"));
     assert_eq!(p.read("run.sh"), "#!/bin/sh\necho hi\n");
+}
+
+/// Recorded from Qwen2.5-Coder-0.5B-Instruct Q4_K_M: asked to fix a file whose tests failed,
+/// it answered by deleting it. The deletion is held; nothing is written without confirmation.
+#[test]
+fn a_small_model_deleting_the_file_it_was_asked_to_fix_is_held() {
+    let p = Project::of("square-root");
+    let before = p.read("square_root.py");
+    let instruction = "FAIL: test_perfect_squares (square_root_test.SquareRootTest)\nAssertionError: 1 != 2\n\n\
+                       The tests are correct. Fix the code in square_root.py to resolve the errors.";
+    let proposal = p.propose_for(instruction, &answer("qwen2.5-coder-0.5b-delete-instead-of-fix.txt"), EditFormat::WholeFile);
+    assert_eq!(proposal.files.len(), 1);
+    let hold = proposal.files[0].hold.as_ref().expect("the deletion is held");
+    assert_eq!(hold.kind, edit::HoldKind::DeletesFile);
+    assert!(hold.reason.contains("deletes square_root.py"), "{}", hold.reason);
+
+    let e = p.apply(&proposal, Selection::All).unwrap_err();
+    assert!(matches!(&e, Error::HeldChange { paths, .. } if paths == &["square_root.py"]), "{e}");
+    assert!(e.to_string().starts_with("nothing was written"), "{e}");
+    assert_eq!(p.read("square_root.py"), before);
+    assert!(p.history().list().unwrap().is_empty());
+    // Without the held change there is nothing left to apply.
+    assert_eq!(proposal.unheld(&Selection::All), Selection::Hunks(vec![]));
+
+    // The user's explicit confirmation applies it, and undo brings the file back.
+    p.apply_confirmed(&proposal, Selection::All).unwrap();
+    assert!(!p.root().join("square_root.py").exists());
+    edit::undo(&p.root(), &p.history(), None).unwrap();
+    assert_eq!(p.read("square_root.py"), before);
+}
+
+#[test]
+fn held_changes_are_left_out_and_the_rest_applies() {
+    let p = Project::new();
+    // Tests changed although the user said they are correct: held; the code change is not.
+    let instruction = "The tests are correct. Change the tax rate in shop/pricing.py to 0.09.";
+    let proposal = p.propose_for(instruction, &answer("whole-file-well-formed.txt"), EditFormat::WholeFile);
+    let held: Vec<_> = proposal.held().map(|f| (f.path.as_str(), f.hold.as_ref().unwrap().kind)).collect();
+    assert_eq!(held, [("tests/test_cart.py", edit::HoldKind::ChangesTests)]);
+    assert!(p.apply(&proposal, Selection::All).is_err());
+    assert!(p.apply(&proposal, Selection::Hunks(vec![3])).is_err(), "hunk 3 is the test file's");
+    let safe = proposal.unheld(&Selection::All);
+    assert_eq!(safe, Selection::Hunks(vec![1, 2]));
+    p.apply(&proposal, safe).unwrap();
+    assert!(p.read("shop/pricing.py").contains("SALES_TAX_RATE = 0.09"));
+    assert!(p.read("tests/test_cart.py").contains("2.17"), "the test file is untouched");
+    assert_eq!(proposal.unheld(&Selection::Files(vec!["tests/test_cart.py".into()])), Selection::Files(vec![]));
 }
 
 mod properties {
@@ -268,6 +330,9 @@ mod properties {
             Just("link/out.txt".to_string()),
             Just("DELETE ../victim.txt".to_string()),
             Just("DELETE shop/cart.py".to_string()),
+            Just("DELETE README.md".to_string()),
+            Just("tests/test_cart.py".to_string()),
+            Just("assert True".to_string()),
             Just("    def remove(self, name):".to_string()),
             Just("        self.items.pop(name, None)".to_string()),
             Just("new/file.txt".to_string()),
@@ -307,6 +372,49 @@ mod properties {
             prop_assert!(!p.tmp.path().join("escape.txt").exists());
             prop_assert!(!Path::new("/tmp/perimeter-prop-escape.txt").exists());
             prop_assert_eq!(p.read(".git/config"), "[core]\n\tbare = false\n");
+        }
+
+        /// Asked for a fix, with the tests declared correct: whatever the model answers,
+        /// applying it without confirmation deletes, empties or guts no file, creates none,
+        /// and leaves the tests as they were.
+        #[test]
+        fn no_destructive_change_is_written_without_confirmation(text in answer_text(), whole in any::<bool>()) {
+            let p = Project::new();
+            let before: Vec<(String, Vec<u8>)> = p.known.iter().map(|f| (f.clone(), std::fs::read(p.root().join(f)).unwrap())).collect();
+            let format = if whole { EditFormat::WholeFile } else { EditFormat::SearchReplace };
+            let proposal = p.propose_for("The tests are correct. Fix the bug in shop/cart.py.", &text, format);
+            let _ = p.apply(&proposal, Selection::All);
+            let _ = p.apply(&proposal, proposal.unheld(&Selection::All));
+            let non_blank = |b: &[u8]| String::from_utf8_lossy(b).lines().filter(|l| !l.trim().is_empty()).count();
+            for (path, old) in &before {
+                let now = std::fs::read(p.root().join(path));
+                prop_assert!(now.is_ok(), "{} was deleted", path);
+                let now = now.unwrap();
+                if path.starts_with("tests/") {
+                    prop_assert_eq!(&now, old, "{} changed", path);
+                }
+                let (o, n) = (non_blank(old), non_blank(&now));
+                prop_assert!(o == 0 || n > 0, "{} was emptied", path);
+                prop_assert!(o < 8 || n as f64 >= o as f64 * 0.4, "{} shrank from {} to {} lines", path, o, n);
+            }
+            let mut after = Vec::new();
+            file_names(&p.root(), &p.root(), &mut after);
+            prop_assert_eq!(after.len(), before.len(), "a file was created: {:?}", after);
+        }
+    }
+
+    /// Every file under `dir`, outside `.git`.
+    fn file_names(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() == ".git" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                file_names(&e.path(), root, out);
+            } else {
+                out.push(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
         }
     }
 }

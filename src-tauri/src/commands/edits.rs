@@ -64,17 +64,20 @@ pub async fn proposal_load(state: State<'_, AppState>, root: PathBuf, id: String
 }
 
 /// Applies the chosen hunks of proposal `id`; a file changed since is a conflict, in words.
+/// A held change among them is written only with `confirm` (the user clicked Confirm).
 #[tauri::command]
 pub async fn proposal_apply(
     state: State<'_, AppState>,
     root: PathBuf,
     id: String,
     hunks: Option<Vec<usize>>,
+    confirm: Option<bool>,
 ) -> CmdResult<AppliedChange> {
     let index = state.project(&root)?;
     let p = Proposals::new(index.data_dir()).load(&id).map_err(message)?;
     let selection = hunks.map_or(Selection::All, Selection::Hunks);
-    edit::apply(index.root(), &edit::history(index.data_dir()), &p.id, &p.instruction, &p.files, &selection).map_err(message)
+    let history = edit::history(index.data_dir());
+    edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, &selection, confirm.unwrap_or(false)).map_err(message)
 }
 
 #[tauri::command]

@@ -18,7 +18,8 @@ export interface ConversationSummary { id: string; title: string; updated_at: nu
 export interface Conversation { id: string; title: string; created_at: number; updated_at: number; turns: Turn[] }
 export interface DiffLine { kind: "context" | "added" | "removed"; text: string; no_newline: boolean }
 export interface Hunk { number: number; old_start: number; old_lines: number; new_start: number; new_lines: number; lines: DiffLine[] }
-export interface FileChange { path: string; kind: "modify" | "create" | "delete"; old_text: string; new_text: string; hunks: Hunk[]; diff: string }
+export interface Hold { kind: string; reason: string; safe_action: string }
+export interface FileChange { path: string; kind: "modify" | "create" | "delete"; old_text: string; new_text: string; hunks: Hunk[]; diff: string; hold: Hold | null }
 export interface BlockProblem { block: number; path: string | null; reason: string; closest: { start_line: number; lines: string[]; similarity: number } | null }
 export interface Proposal { id: string; instruction: string; created_at: number; model: string; answer: string; files: FileChange[]; problems: BlockProblem[]; context: PromptReport }
 export interface ProposalSummary { id: string; instruction: string; created_at: number; files: number; problems: number }
@@ -47,7 +48,8 @@ export const api = {
   proposeEdit: (root: string, instruction: string, request: string) => invoke<Proposal>("propose_edit", { root, instruction, request }),
   proposals: (root: string) => invoke<ProposalSummary[]>("proposals_list", { root }),
   proposal: (root: string, id: string) => invoke<Proposal>("proposal_load", { root, id }),
-  apply: (root: string, id: string, hunks: number[] | null) => invoke<AppliedChange>("proposal_apply", { root, id, hunks }),
+  // confirm: the user confirmed the held changes among these hunks.
+  apply: (root: string, id: string, hunks: number[] | null, confirm = false) => invoke<AppliedChange>("proposal_apply", { root, id, hunks, confirm }),
   undo: (root: string, id: string | null) => invoke<AppliedChange>("undo", { root, id }),
   history: (root: string) => invoke<AppliedChange[]>("history", { root }),
   hardware: () => invoke<HardwareSummary>("hardware_summary"),

@@ -4,7 +4,8 @@
 //! any (a file changed since is a conflict and nothing is written), saves what undo needs
 //! (the exact previous bytes and mode), then writes each file atomically. If a write fails
 //! part-way (a full disk), the files already written are put back. Undo restores the exact
-//! previous bytes, and refuses if a file changed again since.
+//! previous bytes, and refuses if a file changed again since. A change the gate held
+//! ([`super::gate`]) is written only when the caller passes the user's confirmation.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -89,6 +90,8 @@ struct Planned<'a> {
 }
 
 /// Applies the chosen part of `files` (a proposal's changes) to the project at `root`.
+/// A held change in the selection is refused, with nothing written, unless `confirm_held`
+/// says the user confirmed it.
 pub fn apply(
     root: &Path,
     history: &History,
@@ -96,11 +99,13 @@ pub fn apply(
     instruction: &str,
     files: &[FileChange],
     selection: &Selection,
+    confirm_held: bool,
 ) -> Result<AppliedChange> {
-    apply_using(root, history, proposal_id, instruction, files, selection, &write_one)
+    apply_using(root, history, proposal_id, instruction, files, selection, confirm_held, &write_one)
 }
 
 /// [`apply`] with the file writer as a parameter, so tests can make a write fail part-way.
+#[allow(clippy::too_many_arguments)]
 fn apply_using(
     root: &Path,
     history: &History,
@@ -108,9 +113,10 @@ fn apply_using(
     instruction: &str,
     files: &[FileChange],
     selection: &Selection,
+    confirm_held: bool,
     write: &dyn Fn(&Planned) -> Result<()>,
 ) -> Result<AppliedChange> {
-    let plan = plan(root, files, selection)?;
+    let plan = plan(root, files, selection, confirm_held)?;
     let id = new_id();
     let mut record = AppliedChange {
         id: id.clone(),
@@ -153,14 +159,16 @@ fn apply_using(
     Ok(record)
 }
 
-/// The files to write, each checked against the disk; a conflict anywhere stops everything.
-fn plan<'a>(root: &Path, files: &'a [FileChange], selection: &Selection) -> Result<Vec<Planned<'a>>> {
+/// The files to write, each checked against the disk; a conflict or an unconfirmed held
+/// change anywhere stops everything.
+fn plan<'a>(root: &Path, files: &'a [FileChange], selection: &Selection, confirm_held: bool) -> Result<Vec<Planned<'a>>> {
     let wanted_files: Option<BTreeSet<&str>> = match selection {
         Selection::Files(f) => Some(f.iter().map(|s| s.trim_start_matches("./")).collect()),
         _ => None,
     };
     let mut plan = Vec::new();
     let mut conflicts = Vec::new();
+    let (mut held, mut reasons) = (Vec::new(), Vec::new());
     for change in files {
         let hunks: Vec<usize> = change
             .hunks
@@ -173,6 +181,11 @@ fn plan<'a>(root: &Path, files: &'a [FileChange], selection: &Selection) -> Resu
             })
             .collect();
         if hunks.is_empty() {
+            continue;
+        }
+        if let Some(hold) = change.hold.as_ref().filter(|_| !confirm_held) {
+            held.push(change.path.clone());
+            reasons.push(hold.reason.clone());
             continue;
         }
         let target = checked_target(root, &change.path)?;
@@ -204,6 +217,9 @@ fn plan<'a>(root: &Path, files: &'a [FileChange], selection: &Selection) -> Resu
             }
         };
         plan.push(Planned { change, target, hunks, before, after });
+    }
+    if !held.is_empty() {
+        return Err(Error::HeldChange { paths: held, reasons });
     }
     if !conflicts.is_empty() {
         return Err(Error::EditConflict { paths: conflicts });
@@ -351,13 +367,13 @@ mod tests {
             }
             write_one(p)
         };
-        let e = apply_using(&root, &history, "p1", "x", &changes.files, &Selection::All, &failing).unwrap_err();
+        let e = apply_using(&root, &history, "p1", "x", &changes.files, &Selection::All, false, &failing).unwrap_err();
         assert!(e.to_string().contains("No space left"), "{e}");
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "a.txt before\n");
         assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "b.txt before\n");
         assert!(history.list().unwrap().is_empty(), "no record of a change that did not happen");
         // With a writer that works, the same proposal applies.
-        apply(&root, &history, "p1", "x", &changes.files, &Selection::All).unwrap();
+        apply(&root, &history, "p1", "x", &changes.files, &Selection::All, false).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("new/c.txt")).unwrap(), "c\n");
     }
 }

@@ -1,11 +1,14 @@
 //! Code changes as reviewable proposals: the model's answer is parsed ([`parse`]), each edit
 //! matched to a project file ([`target`], [`locate`]) and turned into per-file hunks
-//! ([`proposal`], [`diff`]); [`apply`] writes the chosen hunks atomically and keeps what undo
-//! needs. [`text`] keeps line breaks and final newlines as the file had them.
+//! ([`proposal`], [`diff`]); [`gate`] holds the changes the instruction did not ask for
+//! (a deleted file, an emptied one, a blind edit…) until the user confirms them; [`apply`]
+//! writes the chosen hunks atomically and keeps what undo needs. [`text`] keeps line breaks
+//! and final newlines as the file had them.
 
 pub mod apply;
 pub mod diff;
 pub mod format;
+pub mod gate;
 pub mod locate;
 pub mod parse;
 pub mod proposal;
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::{apply, undo, AppliedChange, History, Selection};
 pub use format::EditFormat;
+pub use gate::{Hold, HoldKind};
 pub use proposal::{BlockProblem, ChangeKind, FileChange, Snapshot};
 
 use crate::assistant::PromptReport;
@@ -45,6 +49,34 @@ pub struct Proposal {
 }
 
 impl Proposal {
+    /// The changes that wait for the user's confirmation.
+    pub fn held(&self) -> impl Iterator<Item = &FileChange> {
+        self.files.iter().filter(|f| f.hold.is_some())
+    }
+
+    /// `selection` without the held changes: what may be applied without confirmation.
+    pub fn unheld(&self, selection: &Selection) -> Selection {
+        let held: Vec<usize> = self.held().flat_map(|f| f.hunks.iter().map(|h| h.number)).collect();
+        let hunks: Vec<usize> = self
+            .files
+            .iter()
+            .filter(|f| f.hold.is_none())
+            .flat_map(|f| f.hunks.iter().map(|h| h.number))
+            .filter(|n| match selection {
+                Selection::All => true,
+                Selection::Hunks(h) => h.contains(n),
+                Selection::Files(_) => false,
+            })
+            .collect();
+        match selection {
+            Selection::Files(files) => Selection::Files(
+                files.iter().filter(|p| !self.held().any(|f| f.path == p.trim_start_matches("./"))).cloned().collect(),
+            ),
+            _ if held.is_empty() => selection.clone(),
+            _ => Selection::Hunks(hunks),
+        }
+    }
+
     /// Why the proposal has nothing to apply, for the user; `None` when it has changes.
     pub fn empty_reason(&self) -> Option<String> {
         if !self.files.is_empty() {
@@ -70,6 +102,8 @@ pub struct EditAnswer {
 
 /// Turns a model's answer into a proposal for the project at `root` (`known`: its files).
 /// `seen` holds the files as the model was shown them; files it was not shown are read now.
+/// `prompt_known`: whether `seen` is all the prompt showed (false for an answer from
+/// elsewhere), so that an edit of a file outside it is a blind edit the gate holds.
 pub fn propose(
     root: &std::path::Path,
     known: &[String],
@@ -77,9 +111,12 @@ pub fn propose(
     format: EditFormat,
     answer: EditAnswer,
     seen: &std::collections::HashMap<String, Snapshot>,
+    prompt_known: bool,
 ) -> Proposal {
     let parsed = parse::parse(&answer.text, format == EditFormat::WholeFile);
-    let changes = proposal::build(root, &parsed, seen, known);
+    let mut changes = proposal::build(root, &parsed, seen, known);
+    let shown: std::collections::HashSet<String> = seen.keys().cloned().collect();
+    gate::classify(&mut changes.files, instruction, prompt_known.then_some(&shown));
     Proposal {
         id: crate::records::new_id(),
         instruction: instruction.to_string(),

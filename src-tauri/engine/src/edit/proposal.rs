@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::diff::{self, Hunk};
+use super::gate::Hold;
 use super::locate::{locate, ClosestLines};
 use super::parse::{EditAction, EditBlock, ParsedAnswer};
 use super::target::{checked_target, resolve, Resolved};
@@ -54,6 +55,9 @@ pub struct FileChange {
     pub hunks: Vec<Hunk>,
     /// The unified diff, as `git diff` would show it.
     pub diff: String,
+    /// Set when the change waits for the user's explicit confirmation (see [`super::gate`]).
+    #[serde(default)]
+    pub hold: Option<Hold>,
 }
 
 /// An edit block that produced no change, and why.
@@ -128,6 +132,7 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
             new_text: new,
             hunks,
             diff,
+            hold: None,
         });
     }
     Changes { files, problems }
