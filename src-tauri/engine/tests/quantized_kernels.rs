@@ -3,7 +3,7 @@
 //! the AVX2 Q8_1 quantizer of the activations, and the tiled matmul for prompt batches (row
 //! counts and column counts that are not multiples of the tile).
 
-use candle_core::quantized::k_quants::{matmul, matmul_f16, BlockQ4_1, BlockQ8_1, GgmlType};
+use candle_core::quantized::k_quants::{matmul, matmul_f16, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, GgmlType};
 use half::f16;
 
 /// Deterministic values in [-1, 1) (xorshift), with a few large ones like real activations.
@@ -38,6 +38,29 @@ fn q4_1_dot_product_matches_the_scalar_reference() {
         let fast = BlockQ4_1::vec_dot(k, &x, &y);
         let reference = BlockQ4_1::vec_dot_unopt(k, &x, &y);
         assert!(close(fast, reference), "k={k}: {fast} vs {reference}");
+    }
+}
+
+#[test]
+fn q5_0_dot_product_matches_the_scalar_reference() {
+    // 896: the row length of Qwen2.5-Coder-0.5B, whose weights are mostly Q5_0.
+    for (k, seed) in [(32, 11), (64, 12), (896, 13), (1536, 14), (4864, 15)] {
+        let x = quantize::<BlockQ5_0>(&values(k, seed));
+        let y = quantize::<BlockQ8_0>(&values(k, seed + 100));
+        let fast = BlockQ5_0::vec_dot(k, &x, &y);
+        let reference = BlockQ5_0::vec_dot_unopt(k, &x, &y);
+        assert!(close(fast, reference), "k={k}: {fast} vs {reference}");
+    }
+    // Every high-bit pattern: all set, none set, alternating (the sign trick's edge cases).
+    for pattern in [[0xFFu8; 4], [0; 4], [0xAA, 0x55, 0x0F, 0xF0]] {
+        let mut x = quantize::<BlockQ5_0>(&values(64, 21));
+        for b in x.iter_mut() {
+            // `repr(C)`: d (f16) at 0, the 32 high bits at 2..6, the nibbles after.
+            unsafe { std::ptr::copy_nonoverlapping(pattern.as_ptr(), (b as *mut BlockQ5_0 as *mut u8).add(2), 4) };
+        }
+        let y = quantize::<BlockQ8_0>(&values(64, 22));
+        let (fast, reference) = (BlockQ5_0::vec_dot(64, &x, &y), BlockQ5_0::vec_dot_unopt(64, &x, &y));
+        assert!(close(fast, reference), "{pattern:?}: {fast} vs {reference}");
     }
 }
 

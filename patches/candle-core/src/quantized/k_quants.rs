@@ -407,6 +407,10 @@ impl GgmlType for BlockQ5_0 {
             (n / qk).is_multiple_of(2),
             "vec_dot_q5_0_q8_0: {n}, nb is not divisible by 2"
         );
+        // [perimeter patch] an AVX2 kernel (upstream always ran the scalar loop below).
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q5_0_q8_0(n, xs, ys);
+        #[allow(unreachable_code)]
         Self::vec_dot_unopt(n, xs, ys)
     }
 
