@@ -56,7 +56,9 @@ impl Proposal {
 
     /// `selection` without the held changes: what may be applied without confirmation.
     pub fn unheld(&self, selection: &Selection) -> Selection {
-        let held: Vec<usize> = self.held().flat_map(|f| f.hunks.iter().map(|h| h.number)).collect();
+        if self.held().next().is_none() {
+            return selection.clone();
+        }
         let hunks: Vec<usize> = self
             .files
             .iter()
@@ -72,7 +74,6 @@ impl Proposal {
             Selection::Files(files) => Selection::Files(
                 files.iter().filter(|p| !self.held().any(|f| f.path == p.trim_start_matches("./"))).cloned().collect(),
             ),
-            _ if held.is_empty() => selection.clone(),
             _ => Selection::Hunks(hunks),
         }
     }

@@ -125,16 +125,21 @@ fn best_gpu(hw: &HardwareProfile) -> Option<FoundGpu> {
         })
 }
 
+impl FoundGpu {
+    /// Whether this build has the backend that drives it.
+    fn driven_by_this_build(&self, hw: &HardwareProfile) -> bool {
+        hw.inference_backends.iter().any(|b| b == self.backend)
+    }
+}
+
 /// Usable GPU memory of the best GPU this build can drive, with its name.
 pub fn gpu_budget(hw: &HardwareProfile) -> Option<(u64, String)> {
-    best_gpu(hw)
-        .filter(|g| hw.inference_backends.iter().any(|b| b == g.backend))
-        .map(|g| (g.usable_bytes, g.name))
+    best_gpu(hw).filter(|g| g.driven_by_this_build(hw)).map(|g| (g.usable_bytes, g.name))
 }
 
 /// Says so when the machine has a GPU that another build of Perimeter would use.
 fn idle_gpu_note(hw: &HardwareProfile) -> Option<String> {
-    let g = best_gpu(hw).filter(|g| !hw.inference_backends.iter().any(|b| b == g.backend))?;
+    let g = best_gpu(hw).filter(|g| !g.driven_by_this_build(hw))?;
     let build = if g.backend == "cuda" { "the CUDA build (perimeter-cuda)" } else { "a Metal build" };
     Some(format!(
         "{} ({:.1} GiB usable) is not used: this build runs models on the CPU only; {build} would run them on it",
