@@ -178,7 +178,9 @@ fn parse_chat(body: &[u8], shared: &Shared) -> anyhow::Result<Chat> {
     if messages.is_empty() {
         bail!("`messages` is empty");
     }
-    let max_tokens = r.max_completion_tokens.or(r.max_tokens).unwrap_or(512).clamp(1, shared.max_tokens_limit);
+    // A client that names no limit (Aider does not) gets the server's: OpenAI's API means "until
+    // the answer ends" there, and a smaller default cut whole-file answers off mid-file.
+    let max_tokens = r.max_completion_tokens.or(r.max_tokens).unwrap_or(shared.max_tokens_limit).clamp(1, shared.max_tokens_limit);
     // Temperature 0 (or none) is greedy decoding, as OpenAI clients mean it.
     let temperature = r.temperature.filter(|t| *t > 0.0);
     Ok(Chat {
