@@ -15,10 +15,11 @@ pub use citations::Citation;
 pub use conversations::{Conversation, ConversationSummary, Conversations, Turn};
 pub use prompt::{Excerpt, ExcerptUse, PromptReport};
 
+use crate::edit::parse::RepeatWatch;
 use crate::edit::{propose, EditAnswer, EditFormat, Proposal, Snapshot};
 use crate::error::Result;
 use crate::index::{ProjectIndex, SearchOptions};
-use crate::inference::{CancellationToken, GenerationParams, Model, TokenSink};
+use crate::inference::{CancellationToken, GenerationParams, Model, StopReason, TokenSink};
 use crate::records::now;
 use prompt::{assemble, PromptRequest};
 
@@ -68,14 +69,18 @@ fn frame_search_replace_edit(files: &str, instruction: &str) -> String {
     frame_edit(files, instruction, "search/replace blocks, each after the path of its file on its own line (for example {path})")
 }
 
+/// The headings of an edit request; an answer that writes one is copying the request back.
+const EDIT_PROMPT_HEADINGS: [&str; 2] = ["Project files:", "Change requested:"];
+
 /// The files, the request, then the answer's format once more with a real path of the
 /// project as its example (`{path}` in `format`): small models follow the end of the prompt
 /// most closely, and copied the made-up path of a worked example.
 fn frame_edit(files: &str, instruction: &str, format: &str) -> String {
     let Some(path) = files.lines().next().and_then(|l| l.rsplit_once(':')).map(|(p, _)| p) else {
-        return format!("Change requested: {instruction}");
+        return format!("{} {instruction}", EDIT_PROMPT_HEADINGS[1]);
     };
-    format!("Project files:\n\n{files}Change requested: {instruction}\n\nAnswer with {}.", format.replace("{path}", path))
+    let [files_heading, request_heading] = EDIT_PROMPT_HEADINGS;
+    format!("{files_heading}\n\n{files}{request_heading} {instruction}\n\nAnswer with {}.", format.replace("{path}", path))
 }
 
 /// Says in the report when the prompt leaves this machine, and that its counts are estimates.
@@ -184,11 +189,19 @@ pub async fn propose_edit(
     seen.retain(|p, _| context.included.iter().any(|e| e.path == *p));
 
     let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
-    let generation = model.generate(&messages, &params, sink, cancel).await?;
+    let mut watch = RepeatWatch::new(format == EditFormat::WholeFile, &EDIT_PROMPT_HEADINGS);
+    let mut repeated = false;
+    let mut guarded = |piece: &str| {
+        let fresh = watch.push(piece);
+        repeated |= !fresh;
+        fresh && sink.token(piece)
+    };
+    let generation = model.generate(&messages, &params, &mut guarded, cancel).await?;
     let answer = EditAnswer {
         model: model.name(),
         text: generation.text,
-        stop: generation.stop,
+        // Stopped at a repeat or an echo of the prompt: the answer itself was complete.
+        stop: if repeated { StopReason::EndOfText } else { generation.stop },
         usage: generation.usage,
         context,
     };

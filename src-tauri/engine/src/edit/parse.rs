@@ -103,6 +103,50 @@ pub fn parse(answer: &str, whole_files: bool) -> ParsedAnswer {
     out
 }
 
+/// Watches an answer as it streams and says when the model has started over: a complete
+/// edit block identical to an earlier one. Small models (Qwen2.5-Coder 0.5B) often repeat a
+/// whole-file block until the token limit; everything after the first copy is wasted time.
+/// Also ends the answer when a line begins with one of the prompt's own headings: the model
+/// has started to copy the user's message back.
+pub struct RepeatWatch {
+    text: String,
+    whole_files: bool,
+    /// Complete blocks seen at the last line break.
+    blocks: usize,
+    /// Where the last complete line ends in `text`.
+    checked: usize,
+    prompt_headings: &'static [&'static str],
+}
+
+impl RepeatWatch {
+    pub fn new(whole_files: bool, prompt_headings: &'static [&'static str]) -> RepeatWatch {
+        RepeatWatch { text: String::new(), whole_files, blocks: 0, checked: 0, prompt_headings }
+    }
+
+    /// Adds streamed text; false once the answer repeats a block it already gave, or echoes
+    /// the prompt.
+    pub fn push(&mut self, piece: &str) -> bool {
+        self.text.push_str(piece);
+        let Some(end) = self.text.rfind('\n') else { return true };
+        if end < self.checked {
+            return true;
+        }
+        let new_lines = &self.text[self.checked..end];
+        self.checked = end + 1;
+        if new_lines.lines().any(|l| self.prompt_headings.iter().any(|h| l.trim_start().starts_with(h))) {
+            return false;
+        }
+        // Blocks only complete at a line break; parse again only when one may have.
+        let parsed = parse(&self.text, self.whole_files);
+        if parsed.blocks.len() == self.blocks {
+            return true;
+        }
+        self.blocks = parsed.blocks.len();
+        let (newest, earlier) = parsed.blocks.split_last().expect("a block was added");
+        !earlier.iter().any(|b| b.path == newest.path && b.action == newest.action)
+    }
+}
+
 fn push(out: &mut ParsedAnswer, path: String, action: EditAction) {
     let number = out.blocks.len() + out.problems.len() + 1;
     out.blocks.push(EditBlock { number, path, action });
@@ -324,6 +368,28 @@ mod tests {
             assert_eq!(a.blocks[0].path, "src/app.py");
             assert_eq!(a.blocks[0].action, EditAction::WholeFile { content: "def f():\n    return 1\n".into() });
         }
+    }
+
+    #[test]
+    fn a_repeated_block_is_noticed_when_it_closes() {
+        let block = "initials.js\n```js\nexport const f = () => 1;\n```\n\n";
+        let mut watch = RepeatWatch::new(true, &[]);
+        assert!(watch.push(block), "the first copy is the answer");
+        let second = format!("{block}{block}");
+        let mut watch = RepeatWatch::new(true, &[]);
+        let verdicts: Vec<bool> = second.split_inclusive('\n').map(|line| watch.push(line)).collect();
+        assert_eq!(verdicts.iter().filter(|v| !**v).count(), 1, "{verdicts:?}");
+        assert!(!verdicts[verdicts.len() - 2], "stops at the repeat's closing fence: {verdicts:?}");
+        // Another file, or the same file with other content, is not a repeat.
+        let mut watch = RepeatWatch::new(true, &[]);
+        assert!(watch.push("a.js\n```js\nx\n```\nb.js\n```js\nx\n```\na.js\n```js\ny\n```\n"));
+    }
+
+    #[test]
+    fn an_echo_of_the_prompt_ends_the_answer() {
+        let mut watch = RepeatWatch::new(true, &["Change requested:"]);
+        assert!(watch.push("a.js\n```js\nx\n```\n\nChange req"));
+        assert!(!watch.push("uested: make it work\n"));
     }
 
     #[test]
