@@ -20,7 +20,8 @@ packages=(build-essential pkg-config libssl-dev
   libdbus-1-dev                                                # the OS keychain (Secret Service)
   nodejs npm python3 python3-pip unzip)
 [ "$want_tests" = 1 ] && packages+=(xvfb webkit2gtk-driver util-linux strace ripgrep
-  gnome-keyring dbus-daemon dbus-bin)   # the window tests; the offline proofs; a real OS keychain
+  gnome-keyring dbus-daemon dbus-bin   # the window tests; the offline proofs; a real OS keychain
+  golang-go cmake)                     # the edit benchmark's Go and C++ exercises
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,6 +57,15 @@ if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.packa
   # `npm install`, not `npm ci`: npm 11 writes lock files without the other platforms'
   # optional packages of @tauri-apps/cli, which `npm ci` then refuses.
   (cd ui && npm install --no-fund --no-audit --loglevel=error)
+fi
+# The edit benchmark's JavaScript exercises run under jest and babel, installed once for all.
+export PERIMETER_BENCH_JS_MODULES="$HOME/.cache/perimeter-bench/javascript/node_modules"
+if [ "$want_tests" = 1 ] && ! cmp -s bench/edits/javascript/package-lock.json "$PERIMETER_BENCH_JS_MODULES/../package-lock.json"; then
+  say "installing the edit benchmark's JavaScript test tools"
+  js_tools="$(dirname "$PERIMETER_BENCH_JS_MODULES")"
+  mkdir -p "$js_tools"
+  cp bench/edits/javascript/package.json bench/edits/javascript/package-lock.json "$js_tools/"
+  (cd "$js_tools" && npm ci --no-fund --no-audit --loglevel=error)
 fi
 # The shell embeds ui/dist when it compiles, so the UI is built first (a few seconds).
 # Only when a source changed: a rebuilt ui/dist makes the shell recompile.

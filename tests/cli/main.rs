@@ -5,6 +5,7 @@ mod ask;
 mod ask_project;
 mod download;
 mod edit;
+mod edit_bench;
 mod file_server;
 mod hw_and_models;
 mod index;

@@ -28,6 +28,10 @@ pub enum BenchCommand {
     /// Index speed on a folder, search latency, and time from a save to searchable, beside
     /// ripgrep answering the same queries on the same tree.
     Index(IndexBenchArgs),
+    /// Does it solve coding tasks? Exercism-layout exercises (Aider's polyglot benchmark):
+    /// edit, run the hidden tests, retry once with their output; Aider in the same run as the
+    /// peer (`--assistants perimeter,aider`).
+    Edits(crate::bench_edits::EditsArgs),
 }
 
 #[derive(Args)]
@@ -86,6 +90,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Inference(args) => inference(args).await,
         BenchCommand::Retrieval(args) => retrieval(args),
         BenchCommand::Index(args) => index_speed(args),
+        BenchCommand::Edits(args) => crate::bench_edits::run(args).await,
     }
 }
 

@@ -184,7 +184,7 @@ fn held_paths(p: &Proposal, confirm: bool) -> Vec<String> {
 
 /// Applies `selection`, leaving out the held changes unless `confirm`; returns the applied
 /// change (none when everything chosen was held) and the held paths left out.
-fn apply_unless_held(
+pub(crate) fn apply_unless_held(
     index: &ProjectIndex,
     p: &Proposal,
     selection: &Selection,

@@ -3,6 +3,7 @@
 
 mod ask;
 mod bench;
+mod bench_edits;
 mod edit;
 mod hw;
 mod index;

@@ -1,0 +1,294 @@
+//! `perimeter bench edits`: does an assistant solve coding exercises? Aider's protocol on
+//! Exercism-layout exercises: a fresh project with the stub files, the exercise's instructions,
+//! the proposal applied, the hidden tests run; on failure one more try carrying the test
+//! output. Perimeter and Aider run the same exercises with the same model file in one run.
+
+mod assistants;
+mod exercise;
+mod report;
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use perimeter_engine::edit::EditFormat;
+use perimeter_engine::inference::{cpu_threads, LoadOptions, Model};
+use perimeter_engine::models::{Catalog, ModelStore};
+
+use assistants::{Aider, Perimeter, Server, TryReport};
+use exercise::{copy_files, Exercise, Language};
+use report::ExerciseResult;
+use tests::Toolchain;
+
+#[derive(Args)]
+pub struct EditsArgs {
+    /// The folder that holds `<language>/exercises/practice/<exercise>/` (a checkout of
+    /// Aider-AI/polyglot-benchmark; scripts/bench-edits.sh makes one).
+    #[arg(long)]
+    exercises: PathBuf,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "javascript,rust,cpp,go")]
+    languages: Vec<Language>,
+    /// Run the first N exercises (interleaved by language, so any N covers them evenly).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Only these exercises, by name (e.g. bowling,clock).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
+    /// An installed model's name, or the path of a .gguf file.
+    #[arg(long)]
+    model: Option<String>,
+    /// Which assistants to run on each exercise.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "perimeter")]
+    assistants: Vec<AssistantKind>,
+    /// The `aider` executable (aider-chat 0.86.2; scripts/bench-edits.sh installs it).
+    #[arg(long, default_value = "aider")]
+    aider: PathBuf,
+    /// node_modules with jest and babel for the JavaScript exercises.
+    #[arg(long)]
+    js_modules: Option<PathBuf>,
+    /// Results, one JSON line per exercise and assistant; a run resumes where this file ends.
+    #[arg(long)]
+    out: PathBuf,
+    /// Where the exercise projects are made (kept, to read failures); default: beside --out.
+    #[arg(long)]
+    work: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    tries: usize,
+    /// Seconds one test run may take.
+    #[arg(long, default_value_t = 180)]
+    test_timeout: u64,
+    /// Most tokens one answer may take (both assistants).
+    #[arg(long, default_value_t = 3072)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Perimeter's edit format (default: by model size, as `perimeter edit` chooses).
+    #[arg(long)]
+    format: Option<EditFormat>,
+    /// Port for the `perimeter serve` that Aider talks to.
+    #[arg(long, default_value_t = 18631)]
+    port: u16,
+    /// Do not ask a model: check that every exercise's stubs fail its tests and its reference
+    /// solution passes them (that the toolchains and the harness work).
+    #[arg(long)]
+    check_examples: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AssistantKind {
+    Perimeter,
+    Aider,
+}
+
+impl AssistantKind {
+    fn name(self) -> &'static str {
+        match self {
+            AssistantKind::Perimeter => "perimeter",
+            AssistantKind::Aider => "aider",
+        }
+    }
+}
+
+pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
+    let mut exercises = exercise::discover(&args.exercises, &args.languages)?;
+    if let Some(only) = &args.only {
+        exercises.retain(|e| only.contains(&e.name));
+    }
+    exercises.truncate(args.limit.unwrap_or(usize::MAX));
+    if exercises.is_empty() {
+        bail!("no exercises selected: give --exercises the folder that holds <language>/exercises/practice/ (now {})", args.exercises.display());
+    }
+    let work = args.work.clone().unwrap_or_else(|| args.out.with_extension("work"));
+    let toolchain = Toolchain {
+        js_modules: args.js_modules.as_ref().map(|m| std::path::absolute(m)).transpose()?,
+        cache: work.join("cache"),
+        timeout: Duration::from_secs(args.test_timeout),
+    };
+    for language in Language::ALL.iter().filter(|l| exercises.iter().any(|e| e.language == **l)) {
+        toolchain.check(*language)?;
+    }
+    if args.check_examples {
+        return check_examples(&exercises, &toolchain, &work);
+    }
+
+    let path = ModelStore::default_location().resolve(args.model.as_deref(), &Catalog::builtin())?;
+    let model = Model::Local(crate::load::load_model(Some(&path.to_string_lossy()), &LoadOptions::default(), true).await?);
+    let model_name = model.name();
+    let perimeter = Perimeter { model: &model, format: args.format, max_tokens: args.max_tokens, temperature: args.temperature };
+    let (_server, aider) = if args.assistants.contains(&AssistantKind::Aider) {
+        let server = Server::start(&path, Some(cpu_threads()), args.max_tokens, args.port)?;
+        let aider = Aider {
+            executable: args.aider.clone(),
+            base_url: server.base_url.clone(),
+            model_id: server.model_id.clone(),
+            context_length: model.context_length(),
+            max_tokens: args.max_tokens,
+        };
+        (Some(server), Some(aider))
+    } else {
+        (None, None)
+    };
+
+    let done = report::read(&args.out)?;
+    let todo: Vec<(&Exercise, AssistantKind)> = exercises
+        .iter()
+        .flat_map(|e| args.assistants.iter().map(move |a| (e, *a)))
+        .filter(|(e, a)| !done.iter().any(|r| r.exercise == e.id() && r.assistant == a.name() && r.model == model_name))
+        .collect();
+    let bar = ProgressBar::new(todo.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} ETA {eta} {msg}").expect("valid template"));
+    if todo.len() < exercises.len() * args.assistants.len() {
+        say(&bar, format!("resuming: {} of {} already in {}", exercises.len() * args.assistants.len() - todo.len(), exercises.len() * args.assistants.len(), args.out.display()));
+    }
+    for (exercise, kind) in todo {
+        let workspace = work.join(kind.name()).join(exercise.language.folder()).join(&exercise.name);
+        // The index and the proposal records, outside the project as in a user's data folder.
+        let index_dir = work.join(kind.name()).join(".perimeter").join(exercise.id().replace('/', "-")).join("index");
+        fresh_project(exercise, &workspace)?;
+        let _ = std::fs::remove_dir_all(index_dir.parent().expect("under .perimeter"));
+        let instructions = exercise.instructions()?;
+        let mut tries: Vec<TryReport> = Vec::new();
+        for attempt in 0..args.tries {
+            bar.set_message(format!("{} · {} · try {}", exercise.id(), kind.name(), attempt + 1));
+            let failure = tries.last().map(|t| retry_note(&t.test_output_tail, &exercise.solution));
+            let mut report = TryReport::default();
+            let before = assistants::snapshot(&workspace, &exercise.solution);
+            let started = Instant::now();
+            let outcome = match (kind, &aider) {
+                (AssistantKind::Perimeter, _) => {
+                    let instruction = match &failure {
+                        None => instructions.clone(),
+                        // No chat to continue: the retry carries the task and the failures.
+                        Some(f) => format!("{instructions}\n{f}"),
+                    };
+                    perimeter.attempt(&workspace, &index_dir, &instruction, &exercise.solution, &mut report).await
+                }
+                (AssistantKind::Aider, Some(aider)) => {
+                    let message = failure.clone().unwrap_or_else(|| instructions.clone());
+                    aider.attempt(&workspace, &message, &exercise.solution, attempt == 0, &mut report)
+                }
+                (AssistantKind::Aider, None) => unreachable!("the server starts when aider is asked for"),
+            };
+            if let Err(e) = outcome {
+                report.no_edit_reason = Some(format!("error: {e:#}"));
+            }
+            report.seconds = started.elapsed().as_secs_f64();
+            report.edited = assistants::snapshot(&workspace, &exercise.solution) != before;
+            let test = run_hidden_tests(exercise, &workspace, &toolchain)?;
+            report.tests_passed = test.passed;
+            report.tests_timed_out = test.timed_out;
+            report.test_seconds = test.seconds;
+            report.test_output_tail = test.output_for_retry();
+            let passed = test.passed;
+            tries.push(report);
+            if passed {
+                break;
+            }
+        }
+        let result = ExerciseResult { exercise: exercise.id(), assistant: kind.name().into(), model: model_name.clone(), tries };
+        say(&bar, format!(
+            "{:<40} {:<9} {}",
+            exercise.id(),
+            kind.name(),
+            match (result.passed_within(1), result.passed_within(2)) {
+                (true, _) => "pass (try 1)",
+                (false, true) => "pass (try 2)",
+                _ => "fail",
+            }
+        ));
+        report::append(&args.out, &result)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let all: Vec<ExerciseResult> = report::read(&args.out)?
+        .into_iter()
+        .filter(|r| r.model == model_name && exercises.iter().any(|e| e.id() == r.exercise))
+        .collect();
+    println!("{}", report::table(&report::summarize(&all)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A line above the progress bar, or on stderr when there is no bar (not a terminal).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The second try's note after the test output (the same words for every assistant).
+fn retry_note(test_output: &str, solution: &[String]) -> String {
+    format!(
+        "{test_output}\n####\n\nThe tests above failed.\nThe tests are correct; do not change them.\n\
+         Fix the code in {} so that they pass.\n",
+        solution.join(" ")
+    )
+}
+
+/// A new project folder with the exercise's starting files only.
+fn fresh_project(exercise: &Exercise, workspace: &Path) -> anyhow::Result<()> {
+    if workspace.exists() {
+        std::fs::remove_dir_all(workspace).with_context(|| format!("clearing {}", workspace.display()))?;
+    }
+    std::fs::create_dir_all(workspace)?;
+    copy_files(&exercise.dir, workspace, &exercise.starting_files()?)
+}
+
+/// Copies the hidden tests in, runs them, and takes away everything the run added, so the
+/// next try sees the project as the assistant left it.
+fn run_hidden_tests(exercise: &Exercise, workspace: &Path, toolchain: &Toolchain) -> anyhow::Result<tests::TestRun> {
+    let before: Vec<PathBuf> = top_level(workspace)?;
+    copy_files(&exercise.dir, workspace, &exercise.hidden)?;
+    let run = toolchain.run(exercise, workspace);
+    for file in &exercise.hidden {
+        let _ = std::fs::remove_file(workspace.join(file));
+    }
+    for entry in top_level(workspace)?.into_iter().filter(|p| !before.contains(p)) {
+        let is_dir = std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_dir());
+        let _ = if is_dir { std::fs::remove_dir_all(&entry) } else { std::fs::remove_file(&entry) };
+    }
+    run
+}
+
+fn top_level(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(std::fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+}
+
+/// `--check-examples`: stubs must fail and the reference solution pass, or the harness (or a
+/// toolchain) cannot tell a solved exercise from an unsolved one.
+fn check_examples(exercises: &[Exercise], toolchain: &Toolchain, work: &Path) -> anyhow::Result<ExitCode> {
+    let mut broken = 0;
+    for exercise in exercises {
+        let workspace = work.join("examples").join(exercise.language.folder()).join(&exercise.name);
+        fresh_project(exercise, &workspace)?;
+        let stub = run_hidden_tests(exercise, &workspace, toolchain)?;
+        let verdict = match exercise.example_targets() {
+            None => "no clear reference-to-solution pairing".to_string(),
+            Some(pairs) => {
+                for (example, target) in &pairs {
+                    std::fs::copy(exercise.dir.join(example), workspace.join(target))?;
+                }
+                let reference = run_hidden_tests(exercise, &workspace, toolchain)?;
+                match (stub.passed, reference.passed) {
+                    (false, true) => String::new(),
+                    (true, _) => "the stubs already pass the tests".to_string(),
+                    (false, false) => format!("the reference solution fails:\n{}", reference.output_for_retry()),
+                }
+            }
+        };
+        if verdict.is_empty() {
+            println!("ok      {} (stubs fail in {:.1} s)", exercise.id(), stub.seconds);
+        } else {
+            broken += 1;
+            println!("BROKEN  {}: {verdict}", exercise.id());
+        }
+    }
+    println!("{} of {} exercises can tell a solution from a stub", exercises.len() - broken, exercises.len());
+    Ok(if broken == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,154 @@
+//! Running an exercise's tests the way its language track does, offline, with a time limit,
+//! and keeping what they printed for the second try.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::exercise::{Exercise, Language};
+
+/// Lines of test output a second try is shown (Aider's benchmark shows 50).
+pub const OUTPUT_LINES_FOR_RETRY: usize = 50;
+/// Bytes of test output kept in the results.
+const OUTPUT_KEPT: usize = 64 * 1024;
+
+/// Shared, installed-once tools and caches the test runs use.
+pub struct Toolchain {
+    /// `node_modules` with jest and babel (scripts/bench-edits.sh installs it).
+    pub js_modules: Option<PathBuf>,
+    /// Build caches (cargo target, Go build cache) kept across exercises.
+    pub cache: PathBuf,
+    pub timeout: Duration,
+}
+
+pub struct TestRun {
+    pub passed: bool,
+    pub timed_out: bool,
+    pub seconds: f64,
+    pub output: String,
+}
+
+impl TestRun {
+    /// The start of the output, as a retry shows it to the model.
+    pub fn output_for_retry(&self) -> String {
+        if self.timed_out {
+            return "Tests timed out!".to_string();
+        }
+        self.output.lines().take(OUTPUT_LINES_FOR_RETRY).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Toolchain {
+    /// Says what is missing for `language`, so a run stops before the first model call.
+    pub fn check(&self, language: Language) -> anyhow::Result<()> {
+        let needs: &[&str] = match language {
+            Language::Javascript => &["node"],
+            Language::Rust => &["cargo"],
+            Language::Cpp => &["cmake", "make", "g++"],
+            Language::Go => &["go"],
+        };
+        for tool in needs {
+            if Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err()
+                && Command::new(tool).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err()
+            {
+                bail!("`{tool}` is not installed; the {} exercises need it (scripts/bench-edits.sh installs it)", language.folder());
+            }
+        }
+        if language == Language::Javascript && !self.js_modules.as_ref().is_some_and(|m| m.join("jest").is_dir()) {
+            bail!("the JavaScript exercises need jest: give --js-modules the node_modules folder scripts/bench-edits.sh installs");
+        }
+        Ok(())
+    }
+
+    /// Runs the tests in `workspace` (the exercise's hidden files already copied in).
+    pub fn run(&self, exercise: &Exercise, workspace: &Path) -> anyhow::Result<TestRun> {
+        let mut command = match exercise.language {
+            Language::Javascript => {
+                let modules = self.js_modules.as_ref().context("no --js-modules")?;
+                let link = workspace.join("node_modules");
+                if !link.exists() {
+                    std::os::unix::fs::symlink(modules, &link)?;
+                }
+                // The track skips all but the first test until a student unskips them.
+                for spec in exercise.hidden.iter().filter(|f| f.ends_with(".spec.js")) {
+                    let path = workspace.join(spec);
+                    let text = std::fs::read_to_string(&path)?;
+                    std::fs::write(&path, text.replace("xtest(", "test(").replace("xit(", "it("))?;
+                }
+                let mut c = Command::new("node");
+                c.arg(modules.join("jest/bin/jest.js")).args(["--ci", "--no-cache", "--colors=false", "."]);
+                c
+            }
+            Language::Rust => {
+                let mut c = Command::new("cargo");
+                c.args(["test", "--offline", "--quiet", "--", "--include-ignored"])
+                    .env("CARGO_TARGET_DIR", self.cache.join("cargo-target"))
+                    .env("CARGO_TERM_COLOR", "never")
+                    .env("RUSTFLAGS", "");
+                c
+            }
+            Language::Go => {
+                let mut c = Command::new("go");
+                c.args(["test", "./..."])
+                    .env("GOCACHE", self.cache.join("go-build"))
+                    .env("GOPATH", self.cache.join("go"))
+                    .env("GOPROXY", "off")
+                    .env("GOFLAGS", "-mod=mod")
+                    .env("GOTOOLCHAIN", "local");
+                c
+            }
+            Language::Cpp => {
+                // Configure and build; the exercise's CMakeLists runs the tests as part of the build.
+                let mut c = Command::new("sh");
+                c.args(["-c", "cmake -DEXERCISM_RUN_ALL_TESTS=1 -S . -B build >/dev/null && cmake --build build -- -j2"]);
+                c
+            }
+        };
+        command.current_dir(workspace);
+        run_with_limit(command, &workspace.join(".bench-test-output"), self.timeout)
+    }
+}
+
+/// Runs `command` with stdout and stderr into `log`, killing its whole process group at
+/// `limit`.
+fn run_with_limit(mut command: Command, log: &Path, limit: Duration) -> anyhow::Result<TestRun> {
+    use std::os::unix::process::CommandExt;
+    let file = std::fs::File::create(log)?;
+    command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).process_group(0);
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait()? {
+            break (Some(status), false);
+        }
+        if started.elapsed() > limit {
+            // SAFETY: kill(2) on the child's own process group; no memory is touched.
+            unsafe { kill_group(child.id()) };
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let bytes = std::fs::read(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
+    let mut output = String::from_utf8_lossy(&bytes[..bytes.len().min(OUTPUT_KEPT)]).into_owned();
+    if bytes.len() > OUTPUT_KEPT {
+        output.push_str("\n[output cut]\n");
+    }
+    Ok(TestRun {
+        passed: status.is_some_and(|s| s.success()),
+        timed_out,
+        seconds: started.elapsed().as_secs_f64(),
+        output,
+    })
+}
+
+unsafe fn kill_group(pid: u32) {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGKILL: i32 = 9;
+    kill(-(pid as i32), SIGKILL);
+}

@@ -1,0 +1,95 @@
+//! `perimeter bench edits` on the three small exercises of tests/fixtures/edit-bench (one each
+//! in JavaScript, Rust and Go, written for this test in Exercism's layout): the harness tells
+//! a reference solution from a stub, and a real run with Qwen2.5-Coder-0.5B records every try,
+//! hides the tests from the model, and resumes instead of repeating work.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::util::*;
+
+fn exercises() -> PathBuf {
+    repo_root().join("tests/fixtures/edit-bench")
+}
+
+/// The sandbox's `perimeter bench edits`, with the toolchains of the real user (the sandbox
+/// moves HOME, where rustup and cargo live) and the JavaScript test tools setup.sh installs.
+fn bench(sb: &Sandbox) -> Command {
+    let home = std::env::var("HOME").unwrap();
+    let modules = std::env::var("PERIMETER_BENCH_JS_MODULES")
+        .expect("PERIMETER_BENCH_JS_MODULES is not set: run the tests through scripts/test.sh (setup.sh installs jest)");
+    let mut c = sb.cmd();
+    c.env("RUSTUP_HOME", std::env::var("RUSTUP_HOME").unwrap_or(format!("{home}/.rustup")))
+        .env("CARGO_HOME", std::env::var("CARGO_HOME").unwrap_or(format!("{home}/.cargo")))
+        .args(["bench", "edits", "--exercises"])
+        .arg(exercises())
+        .arg("--js-modules")
+        .arg(modules);
+    c
+}
+
+#[test]
+fn every_exercise_tells_its_reference_solution_from_its_stub() {
+    let sb = Sandbox::new();
+    let out = bench(&sb).arg("--check-examples").arg("--out").arg(sb.dir.path().join("check.jsonl")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for id in ["javascript/initials", "rust/digit-sum", "go/clamp"] {
+        assert!(stdout.contains(&format!("ok      {id}")), "{id}: {stdout}");
+    }
+    assert!(stdout.contains("3 of 3 exercises"), "{stdout}");
+}
+
+#[test]
+fn qwen_runs_the_smoke_benchmark_and_every_try_is_recorded() {
+    let sb = Sandbox::new();
+    let results = sb.dir.path().join("edits.jsonl");
+    let work = sb.dir.path().join("work");
+    let run = || {
+        bench(&sb)
+            .arg("--model")
+            .arg(qwen_05b())
+            .arg("--out")
+            .arg(&results)
+            .arg("--work")
+            .arg(&work)
+            .args(["--max-tokens", "1024"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("| perimeter | Qwen2.5 Coder 0.5B"), "the summary table: {stdout}");
+
+    let lines: Vec<serde_json::Value> = json_lines(&std::fs::read(&results).unwrap());
+    let ids: Vec<&str> = lines.iter().map(|l| l["exercise"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["javascript/initials", "rust/digit-sum", "go/clamp"], "interleaved by language");
+    for line in &lines {
+        let tries = line["tries"].as_array().unwrap();
+        assert!((1..=2).contains(&tries.len()), "{line}");
+        for (n, t) in tries.iter().enumerate() {
+            // The instructions alone are over 100 tokens; the tests ran and took time.
+            assert!(t["prompt_tokens"].as_u64().unwrap() > 100, "{t}");
+            assert!(t["answer_tokens"].as_u64().unwrap() > 0, "{t}");
+            assert!(t["test_seconds"].as_f64().unwrap() > 0.0, "{t}");
+            let passed = t["tests_passed"].as_bool().unwrap();
+            assert!(passed || !t["test_output_tail"].as_str().unwrap().is_empty(), "a failure says why: {t}");
+            // Only a failed first try earns a second.
+            assert!(n + 1 == tries.len() || !passed, "{line}");
+        }
+    }
+
+    // The model never saw the tests: they are gone from the project after each run.
+    let project = work.join("perimeter/javascript/initials");
+    assert!(project.join("initials.js").is_file());
+    assert!(!project.join("initials.spec.js").exists() && !project.join("node_modules").exists());
+    assert!(!work.join("perimeter/rust/digit-sum/tests").exists());
+
+    // Run again: everything is in the results already, nothing is repeated.
+    let again = run();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming: 3 of 3"), "{stderr}");
+    assert_eq!(json_lines(&std::fs::read(&results).unwrap()).len(), 3);
+}
