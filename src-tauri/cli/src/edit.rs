@@ -128,7 +128,7 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
             if !args.json && !args.stream {
                 eprintln!("asking {} for the change…", model.name());
             }
-            assistant::propose_edit(&model, &index, &args.instruction, args.format, &options, sink, &cancel).await?
+            assistant::propose_edit(&model, &index, &[], &args.instruction, args.format, &options, sink, &cancel).await?
         }
     };
     Proposals::new(index.data_dir()).save(&proposal)?;

@@ -25,7 +25,7 @@ pub async fn propose_edit(
     let cancel = state.start_generation(&request);
     let mut sink = |text: &str| app.emit("edit-token", TokenEvent { request: &request, text }).is_ok();
     let result =
-        assistant::propose_edit(&model, &index, &instruction, None, &RequestOptions::for_edits(), &mut sink, &cancel).await;
+        assistant::propose_edit(&model, &index, &[], &instruction, None, &RequestOptions::for_edits(), &mut sink, &cancel).await;
     state.end_generation(&request);
     let proposal = result.map_err(message)?;
     Proposals::new(index.data_dir()).save(&proposal).map_err(message)?;

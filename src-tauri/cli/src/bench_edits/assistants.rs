@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use perimeter_engine::assistant::{self, RequestOptions};
+use perimeter_engine::assistant::{self, Exchange, RequestOptions};
 use perimeter_engine::edit::{EditFormat, Proposals, Selection};
 use perimeter_engine::index::ProjectIndex;
 use perimeter_engine::inference::{CancellationToken, Model};
@@ -47,14 +47,16 @@ pub struct Perimeter<'a> {
 }
 
 impl Perimeter<'_> {
+    /// One try; returns the model's answer, for the next try's history.
     pub async fn attempt(
         &self,
         workspace: &Path,
         index_dir: &Path,
+        history: &[Exchange],
         instruction: &str,
         solution: &[String],
         report: &mut TryReport,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<String> {
         let index = ProjectIndex::open(workspace, index_dir)?;
         index.update(&mut |_| {}, &std::sync::atomic::AtomicBool::new(false))?;
         // The files named in the instruction are the ones to show, as Aider is given them.
@@ -66,20 +68,21 @@ impl Perimeter<'_> {
         };
         let mut quiet = |_: &str| true;
         let proposal =
-            assistant::propose_edit(self.model, &index, instruction, self.format, &options, &mut quiet, &CancellationToken::new()).await?;
+            assistant::propose_edit(self.model, &index, history, instruction, self.format, &options, &mut quiet, &CancellationToken::new())
+                .await?;
         Proposals::new(index.data_dir()).save(&proposal)?;
         report.prompt_tokens = proposal.usage.prompt_tokens.unwrap_or(proposal.context.prompt_tokens);
         report.answer_tokens = proposal.usage.completion_tokens;
         if let Some(reason) = proposal.empty_reason() {
             report.no_edit_reason = Some(reason);
-            return Ok(());
+            return Ok(proposal.answer);
         }
         // A held change counts as no edit: a user would have to confirm it first.
         let (_, held) = crate::edit::apply_unless_held(&index, &proposal, &Selection::All, false)?;
         if !held.is_empty() {
             report.no_edit_reason = Some(format!("held for confirmation: {}", held.join(", ")));
         }
-        Ok(())
+        Ok(proposal.answer)
     }
 }
 

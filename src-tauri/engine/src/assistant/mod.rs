@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use citations::Citation;
 pub use conversations::{Conversation, ConversationSummary, Conversations, Turn};
-pub use prompt::{Excerpt, ExcerptUse, PromptReport};
+pub use prompt::{Exchange, Excerpt, ExcerptUse, PromptReport};
 
 use crate::edit::parse::RepeatWatch;
 use crate::edit::{propose, EditAnswer, EditFormat, Proposal, Snapshot};
@@ -139,9 +139,15 @@ pub async fn ask(
 /// proposal (the caller saves it; nothing is written to the project here). Files the
 /// instruction names come first, then the files the index ranks highest; each is shown to the
 /// model whole, and the proposal is made against exactly those bytes.
+///
+/// `history` holds earlier requests of the same task and the model's answers (a follow-up
+/// such as "the tests failed: …"); the files are shown as they are now, after the message
+/// history.
+#[allow(clippy::too_many_arguments)]
 pub async fn propose_edit(
     model: &Model,
     index: &ProjectIndex,
+    history: &[Exchange],
     instruction: &str,
     format: Option<EditFormat>,
     options: &RequestOptions,
@@ -175,7 +181,7 @@ pub async fn propose_edit(
     }
     let request = PromptRequest {
         system: format.instructions(),
-        history: &[],
+        history,
         excerpts: &excerpts,
         question: instruction,
         frame: match format {

@@ -136,6 +136,9 @@ impl RepeatWatch {
         if new_lines.lines().any(|l| self.prompt_headings.iter().any(|h| l.trim_start().starts_with(h))) {
             return false;
         }
+        if self.looping() {
+            return false;
+        }
         // Blocks only complete at a line break; parse again only when one may have.
         let parsed = parse(&self.text, self.whole_files);
         if parsed.blocks.len() == self.blocks {
@@ -144,6 +147,22 @@ impl RepeatWatch {
         self.blocks = parsed.blocks.len();
         let (newest, earlier) = parsed.blocks.split_last().expect("a block was added");
         !earlier.iter().any(|b| b.path == newest.path && b.action == newest.action)
+    }
+}
+
+impl RepeatWatch {
+    /// The newest lines were already written twice, word for word: the model is going round
+    /// in a loop that never closes a block (it wrote test output as a file, again and again).
+    /// Twice, not once: an answer may show a file's unchanged start before its new version.
+    fn looping(&self) -> bool {
+        const LINES: usize = 16;
+        const MIN_CHARS: usize = 400;
+        let complete = &self.text[..self.checked];
+        let Some(start) = complete.trim_end_matches('\n').rmatch_indices('\n').nth(LINES - 1).map(|(i, _)| i + 1) else {
+            return false;
+        };
+        let window = &complete[start..];
+        window.len() >= MIN_CHARS && complete[..start].matches(window).count() >= 2
     }
 }
 
@@ -383,6 +402,20 @@ mod tests {
         // Another file, or the same file with other content, is not a repeat.
         let mut watch = RepeatWatch::new(true, &[]);
         assert!(watch.push("a.js\n```js\nx\n```\nb.js\n```js\nx\n```\na.js\n```js\ny\n```\n"));
+    }
+
+    #[test]
+    fn a_loop_that_never_closes_a_block_ends_at_its_third_round() {
+        let round: String = (0..20).map(|i| format!("    > {i} |   expect(encode('yes', {{ a: 5, b: 7 }})).toBe('xbt');\n")).collect();
+        let answer = format!("spec.js\n```js\n{round}{round}{round}{round}");
+        let mut watch = RepeatWatch::new(true, &[]);
+        let stopped_at = answer.split_inclusive('\n').position(|line| !watch.push(line)).expect("the loop is noticed");
+        assert!((2 + 2 * 20..2 + 3 * 20).contains(&stopped_at), "in the third round: line {stopped_at}");
+        // A file shown once unchanged and then changed is not a loop.
+        let file: String = (0..30).map(|i| format!("let value_number_{i} = compute_something_long({i});\n")).collect();
+        let answer = format!("a.js\n```js\n{file}```\n\na.js\n```js\n{file}// changed\n```\n");
+        let mut watch = RepeatWatch::new(true, &[]);
+        assert!(answer.split_inclusive('\n').all(|line| watch.push(line)));
     }
 
     #[test]
