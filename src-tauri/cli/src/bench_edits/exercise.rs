@@ -199,3 +199,34 @@ pub fn copy_files(from: &Path, to: &Path, files: &[String]) -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/edit-bench")
+    }
+
+    #[test]
+    fn exercises_interleave_by_language_and_missing_languages_have_none() {
+        let all = discover(&fixtures(), &[Language::Go, Language::Cpp, Language::Javascript]).unwrap();
+        let ids: Vec<String> = all.iter().map(Exercise::id).collect();
+        assert_eq!(ids, ["go/clamp", "javascript/initials"]);
+    }
+
+    #[test]
+    fn the_project_starts_without_tests_or_records_and_the_task_names_the_files() {
+        let rust = Exercise::open(Language::Rust, &fixtures().join("rust/exercises/practice/digit-sum")).unwrap();
+        assert_eq!(rust.solution, ["src/lib.rs", "Cargo.toml"]);
+        assert_eq!(rust.hidden, ["tests/digit-sum.rs"], "the tests folder is hidden");
+        assert_eq!(rust.starting_files().unwrap(), ["Cargo.toml", "src/lib.rs"]);
+        assert_eq!(rust.example_targets().unwrap(), [(".meta/example.rs".to_string(), "src/lib.rs".to_string())]);
+        let task = rust.instructions().unwrap();
+        assert!(task.starts_with("# Instructions") && task.contains("digital_root"), "{task}");
+        assert!(task.contains("supplied files to carry out the instructions above: src/lib.rs Cargo.toml"), "{task}");
+
+        let js = Exercise::open(Language::Javascript, &fixtures().join("javascript/exercises/practice/initials")).unwrap();
+        assert_eq!(js.starting_files().unwrap(), ["babel.config.js", "initials.js", "package.json"]);
+    }
+}

@@ -206,7 +206,7 @@ pub async fn propose_edit(
     let answer = EditAnswer {
         model: model.name(),
         text: generation.text,
-        // Stopped at a repeat or an echo of the prompt: the answer itself was complete.
+        // Stopped by the watch: the rest would only have repeated itself or the request.
         stop: if repeated { StopReason::EndOfText } else { generation.stop },
         usage: generation.usage,
         context,

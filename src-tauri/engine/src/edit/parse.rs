@@ -104,7 +104,7 @@ pub fn parse(answer: &str, whole_files: bool) -> ParsedAnswer {
 }
 
 /// Watches an answer as it streams and says when the model has started over: a complete
-/// edit block identical to an earlier one. Small models (Qwen2.5-Coder 0.5B) often repeat a
+/// edit block identical to an earlier one, or lines it already wrote twice. Small models (Qwen2.5-Coder 0.5B) often repeat a
 /// whole-file block until the token limit; everything after the first copy is wasted time.
 /// Also ends the answer when a line begins with one of the prompt's own headings: the model
 /// has started to copy the user's message back.
@@ -123,8 +123,7 @@ impl RepeatWatch {
         RepeatWatch { text: String::new(), whole_files, blocks: 0, checked: 0, prompt_headings }
     }
 
-    /// Adds streamed text; false once the answer repeats a block it already gave, or echoes
-    /// the prompt.
+    /// Adds streamed text; false once the answer repeats itself or echoes the prompt.
     pub fn push(&mut self, piece: &str) -> bool {
         self.text.push_str(piece);
         let Some(end) = self.text.rfind('\n') else { return true };
@@ -148,9 +147,7 @@ impl RepeatWatch {
         let (newest, earlier) = parsed.blocks.split_last().expect("a block was added");
         !earlier.iter().any(|b| b.path == newest.path && b.action == newest.action)
     }
-}
 
-impl RepeatWatch {
     /// The newest lines were already written twice, word for word: the model is going round
     /// in a loop that never closes a block (it wrote test output as a file, again and again).
     /// Twice, not once: an answer may show a file's unchanged start before its new version.
