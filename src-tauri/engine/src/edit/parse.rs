@@ -76,8 +76,18 @@ pub fn parse(answer: &str, whole_files: bool) -> ParsedAnswer {
                 i += 1;
                 continue;
             }
+            let mut end = end;
             if whole_files {
                 let path = fence.info_path.clone().or_else(|| path_before(&lines, i, false));
+                // A block whose closing fence was forgotten ends where the next file begins.
+                let next_file = path.as_deref().and_then(|p| next_file_header(&lines, i + 1, end, p));
+                let (close, body) = match next_file {
+                    Some(header) => {
+                        end = header - 1;
+                        (Some(header), &lines[i + 1..header])
+                    }
+                    None => (close, body),
+                };
                 let number = out.blocks.len() + out.problems.len() + 1;
                 match (path, close) {
                     (Some(p), Some(_)) => {
@@ -265,6 +275,18 @@ fn fence_closes(line: &str, fence: &Fence) -> bool {
     t.chars().all(|c| c == fence.ch) && t.len() >= fence.len
 }
 
+/// In `lines[from..to]`, a line naming another file than `current` followed by an opening
+/// fence with a language tag (```` ```toml ````): the start of the next file's block, in an
+/// answer that never closed `current`'s. A closing fence carries no tag.
+fn next_file_header(lines: &[&str], from: usize, to: usize, current: &str) -> Option<usize> {
+    (from..to).find(|&j| {
+        let Some(path) = path_in_line(lines[j]) else { return false };
+        let next = (j + 1..to.min(lines.len())).find(|&k| !lines[k].trim().is_empty());
+        let tagged = |l: &str| fence_open(l).is_some() && !l.trim().trim_start_matches(['`', '~']).is_empty();
+        path != current && next.is_some_and(|k| tagged(lines[k]))
+    })
+}
+
 /// `DELETE path` (or `Delete file: path`) on a line of its own.
 fn delete_line(line: &str) -> Option<String> {
     let t = line.trim().trim_matches('*').trim();
@@ -420,6 +442,19 @@ mod tests {
         let mut watch = RepeatWatch::new(true, &["Change requested:"]);
         assert!(watch.push("a.js\n```js\nx\n```\n\nChange req"));
         assert!(!watch.push("uested: make it work\n"));
+    }
+
+    #[test]
+    fn a_block_left_open_ends_where_the_next_file_begins() {
+        // Qwen2.5-Coder-0.5B on a Rust exercise: the code block is never closed.
+        let a = whole("src/lib.rs:1-4\n```rs\npub fn map() {}\n\nCargo.toml:1-4\n```toml\n[package]\nname = \"a\"\n```\n");
+        assert_eq!(a.problems, vec![]);
+        assert_eq!(a.blocks.len(), 2, "{a:?}");
+        assert_eq!((a.blocks[0].path.as_str(), &a.blocks[0].action), ("src/lib.rs", &EditAction::WholeFile { content: "pub fn map() {}\n".into() }));
+        assert_eq!(a.blocks[1].path, "Cargo.toml");
+        // A path-like line inside a file followed by an untagged fence is content, not a header.
+        let a = whole("README.md\n```md\nSee:\nsrc/lib.rs\n```\n");
+        assert_eq!(a.blocks.len(), 1);
     }
 
     #[test]
