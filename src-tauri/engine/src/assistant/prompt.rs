@@ -37,6 +37,7 @@ pub struct Excerpt {
     /// 1-based, inclusive.
     pub start_line: usize,
     pub end_line: usize,
+    #[serde(deserialize_with = "score_or_named")]
     pub score: f32,
     pub text: String,
 }
@@ -69,8 +70,15 @@ pub struct ExcerptUse {
     pub path: String,
     pub start_line: usize,
     pub end_line: usize,
+    /// Infinite for a file the request names (ranked above any search hit); JSON writes that
+    /// as null, which reads back as infinite.
+    #[serde(deserialize_with = "score_or_named")]
     pub score: f32,
     pub tokens: usize,
+}
+
+fn score_or_named<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::INFINITY))
 }
 
 /// What went into a prompt, for the UI's "context" panel and `--show-context`.
@@ -323,6 +331,14 @@ fn report(request: &PromptRequest, fit: &Fit, prompt_tokens: usize, excerpt_toke
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_file_ranked_infinite_survives_a_round_trip_through_json() {
+        let used = ExcerptUse { path: "a.rs".into(), start_line: 1, end_line: 2, score: f32::INFINITY, tokens: 3 };
+        let json = serde_json::to_string(&used).unwrap();
+        assert!(json.contains("\"score\":null"), "{json}");
+        assert_eq!(serde_json::from_str::<ExcerptUse>(&json).unwrap(), used);
+    }
 
     /// One token per whitespace-separated word, plus 3 per message for the template.
     struct Words;
