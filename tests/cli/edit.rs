@@ -11,6 +11,33 @@ fn ok(out: &Output) -> String {
 }
 
 #[test]
+fn a_follow_up_shows_the_model_the_earlier_request_and_answer() {
+    let sb = Sandbox::new();
+    sb.import_dev_model();
+    let shop = fixture_project(&sb, "shop");
+    let edit = |extra: &[&str], instruction: &str| {
+        let out = sb
+            .cmd()
+            .args(["edit", "--json", "--project"])
+            .arg(&shop)
+            .args(["--max-tokens", "40", "--context-tokens", "1024", "--files", "1"])
+            .args(extra)
+            .arg(instruction)
+            .output()
+            .unwrap();
+        json_lines(&out.stdout).pop().unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let refused = edit(&["--follow-up"], "The tests still fail.");
+    assert_eq!(refused["event"], "error", "nothing to follow up on yet: {refused}");
+    assert!(refused["message"].as_str().unwrap().contains("no earlier proposal"), "{refused}");
+
+    let first = edit(&[], "In shop/pricing.py, change SALES_TAX_RATE to 0.09");
+    assert_eq!(first["proposal"]["context"]["exchanges_included"], 0, "{first}");
+    let second = edit(&["--follow-up"], "The tests still fail: the rate in shop/pricing.py must be 0.09.");
+    assert_eq!(second["proposal"]["context"]["exchanges_included"], 1, "the first request and answer went in: {second}");
+}
+
+#[test]
 fn the_dev_model_gives_a_proposal_or_a_clear_no_usable_edit() {
     let sb = Sandbox::new();
     sb.import_dev_model();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use perimeter_engine::assistant::{self, PromptReport, RequestOptions};
+use perimeter_engine::assistant::{self, Exchange, PromptReport, RequestOptions};
 use perimeter_engine::edit::{self, EditAnswer, EditFormat, Proposal, Proposals, Selection};
 use perimeter_engine::index::ProjectIndex;
 use perimeter_engine::inference::{StopReason, Usage};
@@ -38,6 +38,10 @@ pub struct EditArgs {
     /// elsewhere, or a saved one); the files are read as they are now.
     #[arg(long)]
     answer_file: Option<PathBuf>,
+    /// Follow up on the latest proposal: the model sees that request and its answer before
+    /// this one (e.g. "the tests still fail: …" after applying it).
+    #[arg(long, conflicts_with = "answer_file")]
+    follow_up: bool,
     /// Print the model's answer as it streams (the diff follows).
     #[arg(long)]
     stream: bool,
@@ -114,6 +118,10 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     let proposal = match &args.answer_file {
         Some(file) => from_answer_file(&index, &args, file)?,
         None => {
+            let history = match args.follow_up {
+                true => vec![follow_up_on(&index)?],
+                false => Vec::new(),
+            };
             let model = args.model.open(!args.json).await?;
             let cancel = cancel_on_ctrl_c();
             let options = RequestOptions {
@@ -128,7 +136,7 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
             if !args.json && !args.stream {
                 eprintln!("asking {} for the change…", model.name());
             }
-            assistant::propose_edit(&model, &index, &[], &args.instruction, args.format, &options, sink, &cancel).await?
+            assistant::propose_edit(&model, &index, &history, &args.instruction, args.format, &options, sink, &cancel).await?
         }
     };
     Proposals::new(index.data_dir()).save(&proposal)?;
@@ -172,6 +180,14 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The latest proposal's request and answer, as the earlier turn of a follow-up.
+fn follow_up_on(index: &ProjectIndex) -> anyhow::Result<Exchange> {
+    let latest = Proposals::new(index.data_dir())
+        .latest()?
+        .ok_or_else(|| anyhow::anyhow!("no earlier proposal in this project to follow up on — ask for the change without --follow-up"))?;
+    Ok(Exchange { question: latest.instruction, sent: None, answer: latest.answer })
 }
 
 /// The held changes that stay unapplied: all of them, unless the user confirmed.
