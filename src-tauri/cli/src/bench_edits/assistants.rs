@@ -28,8 +28,9 @@ pub struct TryReport {
     pub tests_passed: bool,
     pub tests_timed_out: bool,
     pub test_seconds: f64,
-    /// The end of the test output, for reading failures.
-    pub test_output_tail: String,
+    /// The start of the test output, as a second try is shown it.
+    #[serde(alias = "test_output_tail")]
+    pub test_output_head: String,
 }
 
 /// Bytes of every solution file, to tell whether a try changed anything.

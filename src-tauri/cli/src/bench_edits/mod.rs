@@ -118,7 +118,8 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
 
     let path = ModelStore::default_location().resolve(args.model.as_deref(), &Catalog::builtin())?;
     let model = Model::Local(crate::load::load_model(Some(&path.to_string_lossy()), &LoadOptions::default(), true).await?);
-    let model_name = model.name();
+    // The file names the quantisation; the name inside it may not (Qwen's Q4_K_M says "AWQ").
+    let model_name = path.file_stem().map_or_else(|| model.name(), |s| s.to_string_lossy().into_owned());
     let perimeter = Perimeter { model: &model, format: args.format, max_tokens: args.max_tokens, temperature: args.temperature };
     let (_server, aider) = if args.assistants.contains(&AssistantKind::Aider) {
         let server = Server::start(&path, Some(cpu_threads()), args.max_tokens, args.port)?;
@@ -156,7 +157,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         let mut history: Vec<Exchange> = Vec::new();
         for attempt in 0..args.tries {
             bar.set_message(format!("{} · {} · try {}", exercise.id(), kind.name(), attempt + 1));
-            let failure = tries.last().map(|t| retry_note(&t.test_output_tail, &exercise.solution));
+            let failure = tries.last().map(|t| retry_note(&t.test_output_head, &exercise.solution));
             let mut report = TryReport::default();
             let before = assistants::snapshot(&workspace, &exercise.solution);
             let started = Instant::now();
@@ -185,7 +186,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
             report.tests_passed = test.passed;
             report.tests_timed_out = test.timed_out;
             report.test_seconds = test.seconds;
-            report.test_output_tail = test.output_for_retry();
+            report.test_output_head = test.output_for_retry();
             let passed = test.passed;
             tries.push(report);
             if passed {
