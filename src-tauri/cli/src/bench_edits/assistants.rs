@@ -195,10 +195,14 @@ impl Aider {
         let output = command.output().with_context(|| format!("running {}", self.executable.display()))?;
         let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
         std::fs::write(workspace.join(if first { ".aider.output-1.txt" } else { ".aider.output-2.txt" }), &text)?;
-        if let Some((sent, received)) = token_counts(&text) {
-            report.prompt_tokens = sent;
-            report.answer_tokens = received;
-        }
+        // No "Tokens:" line: Aider never got an answer (a bad argument, a server error); that
+        // is the harness failing, not the model.
+        let Some((sent, received)) = token_counts(&text) else {
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            bail!("aider got no answer from the model ({}): {}", output.status, tail.into_iter().rev().collect::<Vec<_>>().join(" / "));
+        };
+        report.prompt_tokens = sent;
+        report.answer_tokens = received;
         if !output.status.success() {
             report.no_edit_reason = Some(format!("aider exited with {}", output.status));
         }

@@ -103,7 +103,8 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
     if exercises.is_empty() {
         bail!("no exercises selected: give --exercises the folder that holds <language>/exercises/practice/ (now {})", args.exercises.display());
     }
-    let work = args.work.clone().unwrap_or_else(|| args.out.with_extension("work"));
+    // Absolute: the tools run inside it (Go refuses a relative GOPATH, Aider a relative message file).
+    let work = std::path::absolute(args.work.clone().unwrap_or_else(|| args.out.with_extension("work")))?;
     let toolchain = Toolchain {
         js_modules: args.js_modules.as_ref().map(|m| std::path::absolute(m)).transpose()?,
         cache: work.join("cache"),

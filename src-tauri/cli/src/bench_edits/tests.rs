@@ -106,7 +106,25 @@ impl Toolchain {
             }
         };
         command.current_dir(workspace);
-        run_with_limit(command, &workspace.join(".bench-test-output"), self.timeout)
+        // Inside another Cargo workspace (a results folder in a checkout of this repository)
+        // cargo refuses the exercise's package; its own empty `[workspace]` table stops the
+        // search. Only for the run: the assistants never see it.
+        let manifest = workspace.join("Cargo.toml");
+        let original = match exercise.language {
+            Language::Rust => std::fs::read_to_string(&manifest).ok().filter(|m| !m.lines().any(|l| l.trim() == "[workspace]")),
+            _ => None,
+        };
+        if let Some(text) = &original {
+            std::fs::write(&manifest, format!("{text}\n[workspace]\n"))?;
+        }
+        let run = run_with_limit(command, &workspace.join(".bench-test-output"), self.timeout);
+        if let Some(text) = &original {
+            std::fs::write(&manifest, text)?;
+        }
+        // Paths relative to the project, as the model knows the files (Aider's harness does the same).
+        let mut run = run?;
+        run.output = run.output.replace(&format!("{}/", workspace.display()), "");
+        Ok(run)
     }
 }
 
