@@ -59,7 +59,7 @@ impl Perimeter<'_> {
         report: &mut TryReport,
     ) -> anyhow::Result<String> {
         let index = ProjectIndex::open(workspace, index_dir)?;
-        index.update(&mut |_| {}, &std::sync::atomic::AtomicBool::new(false))?;
+        index.update(&mut |_| {}, &CancellationToken::new())?;
         // The files named in the instruction are the ones to show, as Aider is given them.
         let options = RequestOptions {
             max_tokens: self.max_tokens,
@@ -182,7 +182,14 @@ impl Aider {
             .arg("--model-metadata-file")
             .arg(&metadata)
             .arg("--message-file")
-            .arg(&message_file);
+            .arg(&message_file)
+            // Aider keeps its histories at the root of a git repository above the project when
+            // there is one (a results folder inside a checkout): the second try would restore
+            // every earlier exercise's chat. Each project keeps its own.
+            .arg("--chat-history-file")
+            .arg(workspace.join(".aider.chat.history.md"))
+            .arg("--input-history-file")
+            .arg(workspace.join(".aider.input.history"));
         if !first {
             command.arg("--restore-chat-history");
         }
@@ -197,6 +204,11 @@ impl Aider {
         std::fs::write(workspace.join(if first { ".aider.output-1.txt" } else { ".aider.output-2.txt" }), &text)?;
         // No "Tokens:" line: Aider never got an answer (a bad argument, a server error); that
         // is the harness failing, not the model.
+        if text.contains("has hit a token limit!") {
+            // The model's answer ran to the limit: a failed try like any other, not the harness.
+            report.no_edit_reason = Some("the answer reached the token limit".into());
+            return Ok(());
+        }
         let Some((sent, received)) = token_counts(&text) else {
             let tail: Vec<&str> = text.lines().rev().take(8).collect();
             bail!("aider got no answer from the model ({}): {}", output.status, tail.into_iter().rev().collect::<Vec<_>>().join(" / "));
