@@ -52,7 +52,7 @@ pub fn run() {
         // Closing the window mid-generation or mid-indexing: stop generations and watchers
         // so the process exits promptly instead of finishing work nobody will see.
         if let tauri::RunEvent::ExitRequested { .. } | tauri::RunEvent::Exit = event {
-            handle.state::<state::AppState>().shut_down();
+            handle.state::<state::AppState>().session.shut_down();
         }
     });
 }

@@ -92,6 +92,16 @@ class Driver:
     def type(self, css, keys):
         self.call("POST", f"/element/{self.find(css)}/value", {"text": keys})
 
+    def wait_gone(self, css, timeout=30):
+        deadline = time.time() + timeout
+        while self.call("POST", "/elements", {"using": "css selector", "value": css}):
+            if time.time() > deadline:
+                raise AssertionError(f"{css!r} still shown after {timeout} s")
+            time.sleep(0.25)
+
+    def clear(self, css):
+        self.call("POST", f"/element/{self.find(css)}/clear", {})
+
     def script(self, js, *args):
         return self.call("POST", "/execute/sync", {"script": js, "args": list(args)})
 
@@ -244,6 +254,8 @@ def main(app, perimeter):
         context = d.wait_text("[data-testid=context]", "shown earlier")
         assert "shop/pricing.py" in context, context
         d.screenshot("chat-follow-up")
+        # The model's load was told to the window (events from the engine session).
+        d.wait_text("[data-testid=model-status]", "loaded in")
         # A citation opens the file viewer (CodeMirror) on that file.
         d.click("[data-testid=citations] button[data-cite='shop/pricing.py']")
         d.wait_text("[data-testid=viewer-path]", "shop/pricing.py")
@@ -370,7 +382,30 @@ def main(app, perimeter):
                 except OSError:
                     assert time.time() < deadline, "perimeter serve did not start"
                     time.sleep(0.3)
+            # A company server that takes the connection and never answers: the window shows
+            # the model loading instead of a silent wait, then the error once it gives up.
+            hang = socket.socket()
+            hang.bind(("127.0.0.1", 0))
+            hang.listen()
+            hang_url = f"http://127.0.0.1:{hang.getsockname()[1]}"
             d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.type("[data-testid=server-url]", hang_url)
+            d.click("[data-testid=server-use]")
+            d.wait_text("[data-testid=server-active]", hang_url)
+            d.click("nav[aria-label=Views] button:nth-child(1)")
+            d.wait_gone("[data-testid=model-status]", timeout=10)  # the switch let the model go
+            d.type("textarea[aria-label=Question]", "Is anyone there?\ue007")
+            d.wait_text("[data-testid=model-loading]", "127.0.0.1")
+            d.wait_text("[data-testid=model-loading]", "2 s", timeout=10)  # the clock runs
+            d.screenshot("chat-model-loading")
+            conn, _ = hang.accept()
+            conn.close()
+            hang.close()
+            d.wait_text("[role=alert]", "127.0.0.1", timeout=60)
+            d.wait_gone("[data-testid=model-loading]", timeout=5)
+            d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.wait_text("[data-testid=server-active]", hang_url)  # the form has its settings
+            d.clear("[data-testid=server-url]")
             d.type("[data-testid=server-url]", f"http://127.0.0.1:{serve_port}")
             d.type("input[aria-label='API key']", "e2e-token")
             d.click("[data-testid=server-use]")
@@ -380,12 +415,14 @@ def main(app, perimeter):
             d.type("textarea[aria-label=Question]", "What is the sales tax rate?\ue007")
             d.wait_text("[data-testid=context]", "shop/pricing.py", timeout=240)
             d.wait_text(".context", "Sent to the company inference server 127.0.0.1")
-            d.wait_text("[data-testid=network-status]", f"Allowlist: 127.0.0.1:{serve_port} · 2 connection(s)", timeout=30)
+            # Three: the silent server's, then the real one's model list and answer; the
+            # silent one is no longer allowed.
+            d.wait_text("[data-testid=network-status]", f"Allowlist: 127.0.0.1:{serve_port} · 3 connection(s)", timeout=30)
             d.screenshot("chat-server")
             d.click("nav[aria-label=Views] button:nth-child(3)")
             d.click("[data-testid=server-stop]")
             d.wait_text("[data-testid=server-message]", "Back to the model on this machine")
-            d.wait_text("[data-testid=network-status]", "Offline · 2 connection(s)")
+            d.wait_text("[data-testid=network-status]", "Offline · 3 connection(s)")
         finally:
             serve.terminate()
             serve.wait(timeout=10)

@@ -141,3 +141,39 @@ fn a_moved_import_takes_the_file_and_a_refused_one_gives_it_back() {
     assert!(sb.data().join("models").join(&name).is_file());
     assert!(sb.cmd().args(["models", "verify"]).output().unwrap().status.success());
 }
+
+#[test]
+fn the_model_chosen_with_models_use_answers_until_changed_and_a_flag_wins_for_one_run() {
+    let sb = Sandbox::new();
+    sb.import_dev_model();
+    let run = |args: &[&str]| sb.cmd().args(args).output().unwrap();
+    let out = run(&["models", "import", "--link", qwen_05b().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let project = fixture_project(&sb, "shop");
+    // The model that answered, from `ask --json`'s done event.
+    let answered_by = |extra: &[&str]| -> String {
+        let mut c = sb.cmd();
+        c.args(["ask", "--project", project.to_str().unwrap(), "--json", "--max-tokens", "1", "--excerpts", "1"]);
+        let out = c.args(extra).arg("Where is SALES_TAX_RATE?").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let done = json_lines(&out.stdout).pop().unwrap();
+        done["model"].as_str().unwrap().to_lowercase()
+    };
+    assert!(answered_by(&[]).contains("qwen"), "no choice: the largest installed");
+
+    let out = run(&["models", "use", "smollm2-135m-instruct-q4_1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SmolLM2-135M-Instruct.Q4_1.gguf"));
+    let list = String::from_utf8_lossy(&run(&["models", "list"]).stdout).into_owned();
+    let marked: Vec<&str> = list.lines().filter(|l| l.contains("in use")).collect();
+    assert!(marked.len() == 1 && marked[0].contains("smollm2-135m-instruct-q4_1"), "{list}");
+    assert!(answered_by(&[]).contains("smollm2"), "the choice is kept for the next command");
+    assert!(answered_by(&["--model", qwen_05b().to_str().unwrap()]).contains("qwen"), "--model wins for its run");
+    assert!(answered_by(&[]).contains("smollm2"), "and only for its run");
+
+    let refused = run(&["models", "use", "no-such-model"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(answered_by(&[]).contains("smollm2"), "a refused choice changes nothing");
+    assert!(run(&["models", "use", "--largest"]).status.success());
+    assert!(answered_by(&[]).contains("qwen"));
+}

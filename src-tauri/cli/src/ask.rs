@@ -60,7 +60,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
 
 /// A question to the model alone.
 async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
-    let model = args.model.open(!args.json).await?;
+    let model = crate::load::model(&args.model.session()?, !args.json).await?;
     let cancel = cancel_on_ctrl_c();
     let messages = [ChatMessage::system(SYSTEM_PROMPT), ChatMessage::user(&args.question)];
     let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature };
@@ -72,7 +72,8 @@ async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
 /// A question about a project, in a conversation that is saved after every answer.
 async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
     let dir = args.project.clone().expect("checked by the caller");
-    let index = crate::index::open(&dir)?;
+    let session = args.model.session()?;
+    let index = crate::index::open_in(&session, &dir)?;
     crate::index::update(&index, !args.json)?;
     let conversations = Conversations::new(index.data_dir());
     let mut conversation = match (&args.conversation, args.continue_last) {
@@ -84,7 +85,7 @@ async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
         (None, false) => Conversation::new(),
     };
 
-    let model = args.model.open(!args.json).await?;
+    let model = crate::load::model(&session, !args.json).await?;
     let cancel = cancel_on_ctrl_c();
     let request = RequestOptions {
         max_tokens: args.max_tokens,
@@ -108,6 +109,7 @@ async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
         let done = json!({
             "event": "done",
             "conversation": conversation.id,
+            "model": turn.model,
             "stop": turn.stop,
             "usage": turn.usage,
             "context": turn.context,

@@ -112,7 +112,7 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
         let index_dir = scratch.join(format!("case-{cases}"));
         let t = std::time::Instant::now();
         let index = ProjectIndex::open(std::path::Path::new(dir), &index_dir)?;
-        index.update(&mut |_| {}, &std::sync::atomic::AtomicBool::new(false))?;
+        index.update(&mut |_| {}, &CancellationToken::new())?;
         index_s += t.elapsed().as_secs_f64();
         let t = std::time::Instant::now();
         let results = index.search(query, &SearchOptions { limit: args.limit, ..SearchOptions::default() })?;
@@ -147,7 +147,7 @@ fn index_speed(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
 
     let t = Instant::now();
     let index = std::sync::Arc::new(ProjectIndex::open(&args.dir, &index_dir)?);
-    let s = index.update(&mut |_| {}, &std::sync::atomic::AtomicBool::new(false))?;
+    let s = index.update(&mut |_| {}, &CancellationToken::new())?;
     let index_s = t.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
 

@@ -113,7 +113,8 @@ pub async fn run_edit(args: EditArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
-    let index = crate::index::open(&args.project)?;
+    let session = args.model.session()?;
+    let index = crate::index::open_in(&session, &args.project)?;
     crate::index::update(&index, !args.json)?;
     let proposal = match &args.answer_file {
         Some(file) => from_answer_file(&index, &args, file)?,
@@ -122,7 +123,7 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
                 true => vec![follow_up_on(&index)?],
                 false => Vec::new(),
             };
-            let model = args.model.open(!args.json).await?;
+            let model = crate::load::model(&session, !args.json).await?;
             let cancel = cancel_on_ctrl_c();
             let options = RequestOptions {
                 max_tokens: args.max_tokens,

@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use perimeter_engine::index::{IndexSummary, ProjectIndex, SearchOptions};
+use perimeter_engine::inference::CancellationToken;
 use perimeter_engine::projects::Projects;
+use perimeter_engine::session::{Overrides, Session};
 use serde_json::json;
 
 #[derive(Args)]
@@ -45,9 +46,13 @@ pub struct WatchArgs {
 }
 
 /// Opens the index of `dir`, adding it to the project list first (as the app's "Open folder").
-pub(crate) fn open(dir: &PathBuf) -> anyhow::Result<ProjectIndex> {
-    let project = Projects::default_location().add(dir)?;
-    Ok(ProjectIndex::open(&project.root, &project.index_dir)?)
+pub(crate) fn open(dir: &PathBuf) -> anyhow::Result<Arc<ProjectIndex>> {
+    open_in(&Session::open(Overrides::default())?, dir)
+}
+
+/// As [`open`], in a session the command already has (for its model).
+pub(crate) fn open_in(session: &Session, dir: &PathBuf) -> anyhow::Result<Arc<ProjectIndex>> {
+    Ok(session.add_project(dir)?.1)
 }
 
 #[derive(clap::Subcommand)]
@@ -100,9 +105,16 @@ pub(crate) fn update(index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSu
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    let _ = ctrlc_flag(flag);
+    let cancel = CancellationToken::new();
+    // Indexing runs inside the runtime when a command (ask, edit) needs an index first.
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let on_interrupt = cancel.clone();
+        handle.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_interrupt.cancel();
+            }
+        });
+    }
     let started = std::time::Instant::now();
     let summary = index.update(
         &mut |p| {
@@ -115,16 +127,6 @@ pub(crate) fn update(index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSu
     );
     bar.finish_and_clear();
     Ok(summary?)
-}
-
-fn ctrlc_flag(flag: Arc<AtomicBool>) -> Option<()> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    handle.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
-    Some(())
 }
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
@@ -184,7 +186,7 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let index = Arc::new(open(&args.dir)?);
+    let index = open(&args.dir)?;
     let s = update(&index, true)?;
     println!("watching {} ({} files indexed, {} unchanged); Ctrl-C to stop", index.root().display(), s.files_indexed, s.files_unchanged);
     let _watcher = perimeter_engine::index::watch::watch(index.clone(), |result, paths| match result {

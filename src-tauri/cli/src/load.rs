@@ -1,13 +1,14 @@
 //! Finding and loading the model a command asked for (with a spinner while it loads), or
-//! connecting to the company's inference server when `--server` is given.
+//! connecting to the company's inference server: the engine session decides which, from the
+//! command's flags and the user's settings.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use perimeter_engine::inference::remote::server_id;
-use perimeter_engine::inference::{ComputeDtype, LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
+use perimeter_engine::inference::{ComputeDtype, LoadOptions, LocalModel, Model};
 use perimeter_engine::models::{Catalog, ModelStore};
-use perimeter_engine::network::{keychain, ConnectionLog, NetworkPolicy};
+use perimeter_engine::session::{ModelEvent, Overrides, ServerSettings, Session};
 
 use crate::progress;
 
@@ -38,27 +39,13 @@ pub async fn load_model(name: Option<&str>, options: &LoadOptions, show_progress
     Ok(result?)
 }
 
-/// The key for `url`: PERIMETER_API_KEY when set, else the one `perimeter network key` stored
-/// in the OS keychain. A keychain that cannot be read is reported but not fatal: the server
-/// may need no key.
-fn api_key(url: &str) -> anyhow::Result<Option<String>> {
-    if let Some(k) = std::env::var("PERIMETER_API_KEY").ok().filter(|k| !k.is_empty()) {
-        return Ok(Some(k));
-    }
-    match keychain::api_key(&server_id(url)?) {
-        Ok(k) => Ok(k),
-        Err(e) => {
-            eprintln!("warning: {e}");
-            Ok(None)
-        }
-    }
-}
-
 /// Which model answers a request: an installed one (with its compute precision), or the
-/// company server `--server` names. Shared by `ask` and `edit`.
+/// company server `--server` names; without either, what the user chose (in the app or with
+/// `perimeter models use`), as the app does. Shared by `ask` and `edit`.
 #[derive(Args, Clone)]
 pub struct ModelChoice {
-    /// An installed model's name, or the path of a .gguf file (default: the largest installed).
+    /// An installed model's name, or the path of a .gguf file (default: the one chosen with
+    /// `perimeter models use` or in the app, else the largest installed).
     #[arg(long)]
     pub model: Option<String>,
     /// Precision of activations: auto, f32, f16, bf16.
@@ -69,20 +56,29 @@ pub struct ModelChoice {
 }
 
 impl ModelChoice {
-    /// Loads the local model, or connects to the server.
-    pub async fn open(&self, show_progress: bool) -> anyhow::Result<Model> {
-        let Some(url) = &self.server.server else {
-            let options = LoadOptions { dtype: self.dtype, ..LoadOptions::default() };
-            return Ok(Model::Local(load_model(self.model.as_deref(), &options, show_progress).await?));
+    /// The engine session these flags ask for (they apply to this run only).
+    pub fn session(&self) -> anyhow::Result<Session> {
+        let overrides = Overrides {
+            model: self.model.clone(),
+            server: self.server.server.as_ref().map(|url| ServerSettings { url: Some(url.clone()), model: self.server.server_model.clone() }),
+            load: LoadOptions { dtype: self.dtype, ..LoadOptions::default() },
+            server_timeout: Some(Duration::from_secs(self.server.server_timeout.max(1))),
         };
-        let remote = RemoteOptions {
-            url: url.clone(),
-            model: self.server.server_model.clone(),
-            api_key: api_key(url)?,
-            context_length: None,
-            timeout: Duration::from_secs(self.server.server_timeout.max(1)),
-        };
-        let model = RemoteModel::connect(remote, NetworkPolicy::default_location()?, ConnectionLog::default_location()).await?;
-        Ok(Model::Remote(model))
+        Ok(Session::open(overrides)?)
     }
+}
+
+/// The session's model, with a spinner while it loads.
+pub async fn model(session: &Session, show_progress: bool) -> anyhow::Result<Arc<Model>> {
+    let mut spinner = None;
+    let model = session
+        .model(&mut |e| match e {
+            ModelEvent::Loading { source } if show_progress => spinner = Some(progress::spinner(&format!("loading {source}"))),
+            _ => {}
+        })
+        .await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    Ok(model?)
 }

@@ -9,6 +9,7 @@ use perimeter_engine::models::download::{self, partial_download, Phase, PullOpti
 use perimeter_engine::models::store::ImportMode;
 use perimeter_engine::models::{Catalog, ModelStore};
 use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
+use perimeter_engine::session::{Overrides, Session};
 use perimeter_engine::Error;
 use serde_json::json;
 
@@ -56,6 +57,14 @@ pub enum ModelsCommand {
     Rm {
         name: String,
     },
+    /// Make an installed model the one `ask` and `edit` use without --model, here and in the
+    /// app (kept in the settings); `--largest` goes back to the largest installed.
+    Use {
+        #[arg(required_unless_present = "largest")]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        largest: bool,
+    },
     /// Re-check every installed model's file and checksum.
     Verify {
         #[arg(long)]
@@ -86,19 +95,21 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                     if is_installed { "yes" } else { "" }
                 );
             }
+            let in_use = Session::open(Overrides::default())?.model_file().ok();
             println!("\nInstalled in {}:", store.dir().display());
             if installed.is_empty() {
                 println!("  none — run scripts/fetch-models.sh, or `perimeter models import FILE`");
             }
             for m in &installed {
                 println!(
-                    "  {:<38} {} {} {:.0}M params, {}{}",
+                    "  {:<38} {} {} {:.0}M params, {}{}{}",
                     m.id,
                     m.info.architecture,
                     m.info.quantization,
                     m.info.parameter_count as f64 / 1e6,
                     m.file.display(),
-                    if m.linked { " (linked)" } else { "" }
+                    if m.linked { " (linked)" } else { "" },
+                    if in_use.as_ref() == Some(&m.file) { "  ← in use" } else { "" }
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -139,11 +150,18 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             let removed = store.remove(&name)?;
+            Session::open(Overrides::default())?.model_removed(&removed.id).await?;
             if removed.linked {
                 println!("removed {} from the list; its file stays at {}", removed.id, removed.file.display());
             } else {
                 println!("removed {} and deleted {}", removed.id, removed.file.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Use { name, largest: _ } => {
+            let session = Session::open(Overrides::default())?;
+            session.choose_model(name).await?;
+            println!("requests will use {}", session.model_file()?.display());
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Verify { json } => {

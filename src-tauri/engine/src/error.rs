@@ -61,6 +61,12 @@ pub enum Error {
     #[error("{reason}")]
     Keychain { reason: String },
 
+    #[error("the settings file {} is not valid ({reason}); fix it or delete it to start from the defaults", path.display())]
+    Settings { path: PathBuf, reason: String },
+
+    #[error("{} is not one of your projects; add it first", path.display())]
+    NotAProject { path: PathBuf },
+
     #[error("network policy: {reason}")]
     NetworkPolicy { reason: String },
 

@@ -16,12 +16,16 @@
 //!    for a change request it gets edits from the model, which [`edit`] turns into a
 //!    reviewable proposal, applies atomically and can undo.
 //!
+//! [`session`] holds all of it for a host (the app, the CLI): the user's settings, the
+//! loaded model, the open projects and the cancellation of every long job.
+//!
 //! [`network`] decides whether any connection may be opened (offline by default, or an
 //! allowlist an administrator can cap) and logs every one that is; nothing in the steps above
 //! opens one. [`paths`] keeps the model loader's hub cache inside the app's data folder and
 //! offline.
 
 pub mod assistant;
+pub mod context;
 pub mod edit;
 pub mod error;
 pub mod hardware;
@@ -32,5 +36,9 @@ pub mod network;
 pub mod paths;
 pub mod projects;
 pub mod records;
+pub mod session;
 
 pub use error::{Error, Result};
+/// The one way to stop a long job (a generation, a download, an indexing run): the host
+/// cancels, the job stops at its next step and keeps what it finished.
+pub use tokio_util::sync::CancellationToken;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -37,7 +36,7 @@ impl Project {
 }
 
 fn update(index: &ProjectIndex) -> perimeter_engine::index::IndexSummary {
-    index.update(&mut |_| {}, &AtomicBool::new(false)).unwrap()
+    index.update(&mut |_| {}, &perimeter_engine::inference::CancellationToken::new()).unwrap()
 }
 
 fn top_file(index: &ProjectIndex, query: &str) -> Option<String> {

@@ -20,13 +20,13 @@ pub async fn propose_edit(
     instruction: String,
     request: String,
 ) -> CmdResult<Proposal> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     let model = super::chat::model(&app, &state).await?;
-    let cancel = state.start_generation(&request);
+    let cancel = state.session.start_job(&request).ok_or_else(|| format!("request {request} is already running"))?;
     let mut sink = |text: &str| app.emit("edit-token", TokenEvent { request: &request, text }).is_ok();
     let result =
         assistant::propose_edit(&model, &index, &[], &instruction, None, &RequestOptions::for_edits(), &mut sink, &cancel).await;
-    state.end_generation(&request);
+    state.session.end_job(&request);
     let proposal = result.map_err(message)?;
     Proposals::new(index.data_dir()).save(&proposal).map_err(message)?;
     Ok(proposal)
@@ -43,7 +43,7 @@ pub struct ProposalSummary {
 
 #[tauri::command]
 pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<ProposalSummary>> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     let all = Proposals::new(index.data_dir()).list().map_err(message)?;
     Ok(all
         .into_iter()
@@ -59,7 +59,7 @@ pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdRes
 
 #[tauri::command]
 pub async fn proposal_load(state: State<'_, AppState>, root: PathBuf, id: String) -> CmdResult<Proposal> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     Proposals::new(index.data_dir()).load(&id).map_err(message)
 }
 
@@ -73,7 +73,7 @@ pub async fn proposal_apply(
     hunks: Option<Vec<usize>>,
     confirm: Option<bool>,
 ) -> CmdResult<AppliedChange> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     let p = Proposals::new(index.data_dir()).load(&id).map_err(message)?;
     let selection = hunks.map_or(Selection::All, Selection::Hunks);
     let history = edit::history(index.data_dir());
@@ -82,12 +82,12 @@ pub async fn proposal_apply(
 
 #[tauri::command]
 pub async fn undo(state: State<'_, AppState>, root: PathBuf, id: Option<String>) -> CmdResult<AppliedChange> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     edit::undo(index.root(), &edit::history(index.data_dir()), id.as_deref()).map_err(message)
 }
 
 #[tauri::command]
 pub async fn history(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<AppliedChange>> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     edit::history(index.data_dir()).list().map_err(message)
 }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use perimeter_engine::hardware::HardwareProfile;
-use perimeter_engine::inference::CancellationToken;
 use perimeter_engine::models::download::{self, partial_download, PullOptions, PullProgress};
 use perimeter_engine::models::store::{ImportMode, InstalledModel};
 use perimeter_engine::models::{assess, Assessment, Catalog, ModelStore, Role};
@@ -13,6 +12,9 @@ use tauri::{Emitter, State};
 
 use super::{message, CmdResult};
 use crate::state::AppState;
+
+/// Downloads are session jobs named by this prefix and the catalog id.
+const DOWNLOAD_JOB: &str = "download:";
 
 #[derive(Serialize)]
 pub struct HardwareSummary {
@@ -55,18 +57,18 @@ pub struct CatalogEntry {
 
 #[tauri::command]
 pub async fn models_list(state: State<'_, AppState>) -> CmdResult<ModelsOverview> {
-    let store = ModelStore::default_location();
+    let store = state.session.model_store();
     let installed = store.list().map_err(message)?;
-    let choice = state.model_choice.lock().expect("choice lock").clone();
-    let active = match choice {
+    let active = match state.session.settings().model {
         Some(c) => Some(c),
         None => store
             .resolve(None, &Catalog::builtin())
             .ok()
             .and_then(|path| installed.iter().find(|m| m.file == path).map(|m| m.id.clone())),
     };
-    let loaded = state.model.lock().await.as_ref().map(|m| m.name());
-    let downloading = state.downloads.lock().expect("downloads lock").keys().cloned().collect::<Vec<_>>();
+    let loaded = state.session.loaded_model_name();
+    let downloading: Vec<String> =
+        state.session.running(DOWNLOAD_JOB).into_iter().map(|j| j[DOWNLOAD_JOB.len()..].to_string()).collect();
     let catalog = Catalog::builtin()
         .models
         .iter()
@@ -88,44 +90,36 @@ pub async fn models_list(state: State<'_, AppState>) -> CmdResult<ModelsOverview
 /// `model-download-progress` events; resumes what an earlier download left.
 #[tauri::command]
 pub async fn model_pull(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<InstalledModel> {
-    let cancel = CancellationToken::new();
-    {
-        let mut downloads = state.downloads.lock().expect("downloads lock");
-        if downloads.contains_key(&id) {
-            return Err(format!("{id} is already being downloaded"));
-        }
-        downloads.insert(id.clone(), cancel.clone());
-    }
+    let job = format!("{DOWNLOAD_JOB}{id}");
+    let cancel = state.session.start_job(&job).ok_or_else(|| format!("{id} is already being downloaded"))?;
     let result = async {
         let policy = NetworkPolicy::default_location().map_err(message)?;
-        let (store, catalog, log) = (ModelStore::default_location(), Catalog::builtin(), ConnectionLog::default_location());
+        let (store, catalog, log) = (state.session.model_store(), Catalog::builtin(), ConnectionLog::default_location());
         let mut progress = |p: &PullProgress| {
             let _ = app.emit("model-download-progress", p);
         };
         download::pull(&store, &catalog, &id, &policy, &log, &PullOptions::default(), &mut progress, &cancel).await.map_err(message)
     }
     .await;
-    state.downloads.lock().expect("downloads lock").remove(&id);
+    state.session.end_job(&job);
     result
 }
 
 /// Stops the download of `id`; what was downloaded is kept for a later resume.
 #[tauri::command]
 pub fn model_pull_cancel(state: State<'_, AppState>, id: String) {
-    if let Some(c) = state.downloads.lock().expect("downloads lock").get(&id) {
-        c.cancel();
-    }
+    state.session.cancel(&format!("{DOWNLOAD_JOB}{id}"));
 }
 
 /// Deletes what an unfinished download of `id` left.
 #[tauri::command]
 pub fn model_discard_download(state: State<'_, AppState>, id: String) -> CmdResult<u64> {
-    if state.downloads.lock().expect("downloads lock").contains_key(&id) {
+    if state.session.is_running(&format!("{DOWNLOAD_JOB}{id}")) {
         return Err(format!("{id} is being downloaded; cancel it first"));
     }
     let catalog = Catalog::builtin();
     let model = catalog.get(&id).ok_or_else(|| format!("no catalog model `{id}`"))?;
-    ModelStore::default_location().discard_partial(&model.file_name).map_err(message)
+    state.session.model_store().discard_partial(&model.file_name).map_err(message)
 }
 
 #[derive(Clone, Serialize)]
@@ -152,26 +146,21 @@ pub async fn model_import(app: tauri::AppHandle, path: PathBuf, move_file: Optio
     .map_err(message)
 }
 
-/// Makes `id` the model for the next request; the loaded one is let go.
+/// Makes `id` the model for the next request (and the next run, in the app and the CLI);
+/// the loaded one is let go.
 #[tauri::command]
-pub async fn model_select(state: State<'_, AppState>, id: String) -> CmdResult<()> {
-    ModelStore::default_location().resolve(Some(&id), &Catalog::builtin()).map_err(message)?;
-    *state.model_choice.lock().expect("choice lock") = Some(id);
-    *state.model.lock().await = None;
+pub async fn model_select(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<()> {
+    state.session.choose_model(Some(id)).await.map_err(message)?;
+    super::chat::model_unloaded(&app);
     Ok(())
 }
 
 /// Removes an installed model (a copied file is deleted; a linked file is left where it is)
 /// and lets it go if it is loaded.
 #[tauri::command]
-pub async fn model_remove(state: State<'_, AppState>, id: String) -> CmdResult<InstalledModel> {
-    let removed = ModelStore::default_location().remove(&id).map_err(message)?;
-    {
-        let mut choice = state.model_choice.lock().expect("choice lock");
-        if choice.as_deref() == Some(removed.id.as_str()) {
-            *choice = None;
-        }
-    }
-    *state.model.lock().await = None;
+pub async fn model_remove(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<InstalledModel> {
+    let removed = state.session.model_store().remove(&id).map_err(message)?;
+    state.session.model_removed(&removed.id).await.map_err(message)?;
+    super::chat::model_unloaded(&app);
     Ok(removed)
 }

@@ -1,12 +1,11 @@
 //! Projects view: add (index with progress, then watch), list, remove; the file viewer.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use perimeter_engine::edit::target::checked_target;
 use perimeter_engine::index::{watch, IndexProgress, IndexSummary};
-use perimeter_engine::projects::{Project, Projects};
+use perimeter_engine::projects::Project;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, State};
 
@@ -23,17 +22,12 @@ pub struct ProjectStatus {
 
 #[tauri::command]
 pub async fn projects_list(state: State<'_, AppState>) -> CmdResult<Vec<ProjectStatus>> {
-    let all = Projects::default_location().list().map_err(message)?;
-    let open = state.projects.lock().expect("projects lock");
+    let all = state.session.project_list().list().map_err(message)?;
     Ok(all
         .into_iter()
         .map(|project| {
-            let o = open.get(&project.root);
-            ProjectStatus {
-                files: o.and_then(|o| o.index.file_count().ok()),
-                watching: o.is_some_and(|o| o.watcher.is_some()),
-                project,
-            }
+            let (files, watching) = state.session.project_status(&project.root).unwrap_or((None, false));
+            ProjectStatus { files, watching, project }
         })
         .collect())
 }
@@ -66,12 +60,16 @@ struct IndexUpdated {
 /// watcher re-indexes changed files.
 #[tauri::command]
 pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathBuf) -> CmdResult<Project> {
-    let project = Projects::default_location().add(&path).map_err(message)?;
-    let index = state.project(&project.root)?;
+    let (project, index) = state.session.add_project(&path).map_err(message)?;
     // Already indexed and watched in this session: the watcher keeps it fresh.
-    if state.projects.lock().expect("projects lock").get(&project.root).is_some_and(|p| p.watcher.is_some()) {
+    if state.session.project_status(&project.root).is_some_and(|(_, watching)| watching) {
         return Ok(project);
     }
+    // A job, so closing the window (or removing the project) stops the first indexing.
+    let job = format!("index:{}", project.root.display());
+    let Some(cancel) = state.session.start_job(&job) else {
+        return Ok(project); // already indexing; its events will come
+    };
     let root = project.root.clone();
     tauri::async_runtime::spawn_blocking(move || {
         let started = Instant::now();
@@ -85,8 +83,9 @@ pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathB
                     let _ = app.emit("index-progress", IndexEvent { root: root.clone(), progress: p.clone(), mb_per_s });
                 }
             },
-            &AtomicBool::new(false),
+            &cancel,
         );
+        app.state::<AppState>().session.end_job(&job);
         let (summary, error) = match result {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),
@@ -118,28 +117,24 @@ fn start_watching(
         let _ = events.emit("index-updated", IndexUpdated { root: event_root.clone(), paths, files, error });
     });
     let watcher = watcher.map_err(|e| format!("Indexed, but changes will not be picked up until restart: {e}"))?;
-    let state = app.state::<AppState>();
-    let mut open = state.projects.lock().expect("projects lock");
     // The project may have been removed while it was indexing: then the watcher is dropped.
-    if let Some(p) = open.get_mut(root) {
-        p.watcher = Some(watcher);
-    }
+    app.state::<AppState>().session.set_watcher(root, watcher);
     Ok(())
 }
 
 /// Removes a project and its index (never the folder itself).
 #[tauri::command]
 pub async fn project_remove(state: State<'_, AppState>, root: PathBuf) -> CmdResult<()> {
-    let root = root.canonicalize().unwrap_or(root);
-    state.projects.lock().expect("projects lock").remove(&root);
-    Projects::default_location().remove(&root).map_err(message)?;
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
+    state.session.cancel(&format!("index:{}", canonical.display()));
+    state.session.remove_project(&root).map_err(message)?;
     Ok(())
 }
 
 /// A project file's text for the viewer. The path must stay inside the project.
 #[tauri::command]
 pub async fn read_file(state: State<'_, AppState>, root: PathBuf, path: String) -> CmdResult<String> {
-    let index = state.project(&root)?;
+    let index = state.session.project(&root).map_err(message)?;
     let full = checked_target(index.root(), &path).map_err(message)?;
     let bytes = std::fs::read(&full).map_err(|e| format!("{path}: {e}"))?;
     String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text, so it cannot be shown"))

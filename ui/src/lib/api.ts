@@ -34,6 +34,13 @@ export interface NetworkStatus { mode: "offline" | "allowlist"; summary: string;
 export interface ServerStatus { url: string | null; model: string | null; has_key: boolean }
 export interface HardwareSummary { hardware: any; assessment: any }
 
+/** `model-load`: a model loading (or a company server connecting) for the first request. */
+export type ModelEvent =
+  | { stage: "loading"; source: string }
+  | { stage: "loaded"; name: string; seconds: number }
+  | { stage: "failed"; reason: string }
+  | { stage: "unloaded" };
+
 export const api = {
   projects: () => invoke<Project[]>("projects_list"),
   addProject: (path: string) => invoke<Project>("project_add", { path }),

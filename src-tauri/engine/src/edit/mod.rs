@@ -24,7 +24,7 @@ pub use format::EditFormat;
 pub use gate::{Hold, HoldKind};
 pub use proposal::{BlockProblem, ChangeKind, FileChange, Snapshot};
 
-use crate::assistant::PromptReport;
+use crate::context::PromptReport;
 use crate::error::Result;
 use crate::inference::{StopReason, Usage};
 use crate::records::RecordDir;

@@ -27,7 +27,6 @@ pub use walk::{walk, SkipCounts, WalkedFile, MAX_FILE_BYTES};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -43,6 +42,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::error::{Error, Result};
+use crate::CancellationToken;
 
 /// Indexing memory budget (tantivy splits it across its threads).
 const WRITER_HEAP_BYTES: usize = 64 << 20;
@@ -164,7 +164,7 @@ impl ProjectIndex {
     /// Brings the index up to date with the project on disk: walks it, reads only files whose
     /// size or time changed (and re-indexes only those whose content changed), removes files
     /// that are gone. `cancel` stops it at the next file; what was committed stays.
-    pub fn update(&self, progress: &mut dyn FnMut(&IndexProgress), cancel: &AtomicBool) -> Result<IndexSummary> {
+    pub fn update(&self, progress: &mut dyn FnMut(&IndexProgress), cancel: &CancellationToken) -> Result<IndexSummary> {
         let started = Instant::now();
         let (files, skipped) = walk(&self.root);
         let indexed = self.indexed_files()?;
@@ -190,7 +190,7 @@ impl ProjectIndex {
         progress(&p);
         let mut since_commit = 0u64;
         for f in changed {
-            if cancel.load(Ordering::Relaxed) {
+            if cancel.is_cancelled() {
                 summary.cancelled = true;
                 break;
             }

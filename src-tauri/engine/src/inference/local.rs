@@ -20,11 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ms, rate, ChatMessage, Generation, GenerationParams, Role, StopReason, TokenSink, Usage};
 use crate::error::{Error, Result};
-use crate::models::gguf::{self, GgufInfo};
-
-/// GGUF architectures mistral.rs 0.8.1 can run (its GGUF loader's list).
-pub const SUPPORTED_ARCHITECTURES: &[&str] =
-    &["llama", "mistral3", "phi2", "phi3", "starcoder2", "qwen2", "qwen3", "qwen3moe"];
+use crate::models::gguf::{self, GgufInfo, SUPPORTED_ARCHITECTURES};
 
 /// Computed prompts kept for reuse (one per conversation: a follow-up's entry replaces its
 /// previous turn's). Each holds a whole KV cache in memory, so the number is small.

@@ -11,10 +11,11 @@ mod local;
 mod model;
 pub mod remote;
 
-pub use local::{ComputeDtype, LoadOptions, LocalModel, SUPPORTED_ARCHITECTURES};
+pub use crate::models::gguf::SUPPORTED_ARCHITECTURES;
+pub use local::{ComputeDtype, LoadOptions, LocalModel};
 pub use model::Model;
 pub use remote::{RemoteModel, RemoteOptions};
-pub use tokio_util::sync::CancellationToken;
+pub use crate::CancellationToken;
 
 use serde::{Deserialize, Serialize};
 

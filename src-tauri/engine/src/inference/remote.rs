@@ -344,37 +344,3 @@ mod tests {
     }
 }
 
-/// The app's choice of company server (`<data>/server.toml`); no URL means the local model.
-/// The key is not here: it is in the OS keychain.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
-pub struct ServerSettings {
-    pub url: Option<String>,
-    pub model: Option<String>,
-}
-
-impl ServerSettings {
-    fn path() -> std::path::PathBuf {
-        crate::paths::data_dir().join("server.toml")
-    }
-
-    pub fn load() -> Result<ServerSettings> {
-        let path = ServerSettings::path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Remote {
-                url: path.display().to_string(),
-                reason: format!("the server settings file is not valid: {}", e.message()),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServerSettings::default()),
-            Err(e) => Err(Error::io(&path, e)),
-        }
-    }
-
-    pub fn save(&self) -> Result<()> {
-        let path = ServerSettings::path();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let text = toml::to_string(self).map_err(|e| Error::Remote { url: path.display().to_string(), reason: e.to_string() })?;
-        crate::paths::write_atomically(&path, text.as_bytes())
-    }
-}

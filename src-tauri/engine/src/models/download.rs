@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::catalog::{Catalog, CatalogModel};
 use super::store::{InstalledModel, ModelStore};
 use crate::error::{Error, IoContext, Result};
-use crate::inference::CancellationToken;
+use crate::CancellationToken;
 use crate::network::{ConnectionLog, ConnectionRecord, NetworkPolicy};
 
 const PURPOSE: &str = "model download";

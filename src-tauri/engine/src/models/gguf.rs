@@ -19,6 +19,11 @@ const DEFAULT_ALIGNMENT: u64 = 32;
 /// No real key or string value comes near this; larger means the header is corrupt.
 const MAX_STRING_LEN: u64 = 16 << 20;
 
+/// GGUF architectures the inference backend (mistral.rs 0.8.1's GGUF loader) can run; a file
+/// of another is refused at import and at load with this list.
+pub const SUPPORTED_ARCHITECTURES: &[&str] =
+    &["llama", "mistral3", "phi2", "phi3", "starcoder2", "qwen2", "qwen3", "qwen3moe"];
+
 /// What Perimeter needs to know about a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GgufInfo {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::catalog::Catalog;
 use super::gguf::{read_info, GgufInfo};
 use crate::error::{Error, IoContext, Result};
-use crate::inference::SUPPORTED_ARCHITECTURES;
+use crate::models::gguf::SUPPORTED_ARCHITECTURES;
 
 const MANIFEST: &str = "installed.json";
 
