@@ -21,6 +21,7 @@ packages=(build-essential pkg-config libssl-dev
   nodejs npm python3 python3-pip unzip)
 [ "$want_tests" = 1 ] && packages+=(xvfb webkit2gtk-driver util-linux strace ripgrep
   gnome-keyring dbus-daemon dbus-bin   # the window tests; the offline proofs; a real OS keychain
+  curl patch                           # scripts/check-patches.sh
   golang-go cmake libboost-date-time-dev)   # the edit benchmark's Go and C++ exercises
 missing=()
 for p in "${packages[@]}"; do

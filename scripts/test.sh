@@ -16,6 +16,9 @@ cargo test --release --locked --workspace -- "$@"
 say "running the tests of our changes to patched dependencies (patches/README.md)"
 cargo test --release --locked -p mistralrs-core --lib attention::backends::cpu
 
+say "checking that patches/ is the published crates plus patches/*.diff"
+scripts/check-patches.sh
+
 say "building the app and the CLI (from the test build: only our binaries may be compiled)"
 # The test build and the app build must resolve one feature set, or every build after a test
 # run rebuilds mistral.rs (~6 min on 2 cores); see the getrandom line in the engine's Cargo.toml.
