@@ -445,7 +445,7 @@ def main(app, perimeter):
         d.click("nav[aria-label=Views] button:nth-child(3)")
         row = "[data-testid='catalog-smollm2-135m-instruct-q4_1']"
         d.click(f"{row} [data-testid=download]")
-        d.wait_text("[role=alert]", "perimeter network allow")
+        d.wait_text("[role=alert]", "allow 127.0.0.1 in the network panel")
         assert ranges == [], f"a request was made while offline: {ranges}"
         d.click("[data-testid=network-status]")
         d.type("[data-testid=allow-host]", "127.0.0.1")
@@ -458,6 +458,9 @@ def main(app, perimeter):
         d.screenshot("models-download")
         d.click(f"{row} [data-testid=download-cancel]")
         d.wait_text(f"{row} [data-testid=download-resume]", "Resume (")
+        # A cancel is told as news, not as an error: the window decides by the error's kind.
+        d.wait_text("[data-testid=pull-message]", "was cancelled")
+        d.wait_gone("[role=alert]", timeout=2)
         part = os.path.join(env["PERIMETER_DATA_DIR"], "models", os.path.basename(MODEL) + ".part")
         kept = os.path.getsize(part)
         assert kept > 0 and ranges == [None], (kept, ranges)

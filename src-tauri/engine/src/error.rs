@@ -161,6 +161,81 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable name for what went wrong (`model_not_found`, `download_cancelled`…): hosts
+    /// decide by it, never by the message's words, and the app's UI receives it with the
+    /// message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::ModelNotFound { .. } => "model_not_found",
+            Error::EmptyModelFile { .. } => "empty_model_file",
+            Error::NotGguf { .. } => "not_gguf",
+            Error::CorruptGguf { .. } => "corrupt_gguf",
+            Error::UnsupportedArchitecture { .. } => "unsupported_architecture",
+            Error::ModelLoad { .. } => "model_load",
+            Error::NetworkRefused { .. } => "network_refused",
+            Error::Download { .. } => "download",
+            Error::DownloadBusy { .. } => "download_busy",
+            Error::DownloadCancelled { .. } => "download_cancelled",
+            Error::DiskFull { .. } => "disk_full",
+            Error::Remote { .. } => "remote",
+            Error::Keychain { .. } => "keychain",
+            Error::Settings { .. } => "settings",
+            Error::NotAProject { .. } => "not_a_project",
+            Error::NetworkPolicy { .. } => "network_policy",
+            Error::Generation(_) => "generation",
+            Error::CpuUnsupported { .. } => "cpu_unsupported",
+            Error::Catalog { .. } => "catalog",
+            Error::UnknownModel { .. } => "unknown_model",
+            Error::ModelNotInstalled { .. } => "model_not_installed",
+            Error::NoModelInstalled => "no_model_installed",
+            Error::NotAProjectFolder { .. } => "not_a_project_folder",
+            Error::IndexLocked { .. } => "index_locked",
+            Error::Index { .. } => "index",
+            Error::PromptTooLong { .. } => "prompt_too_long",
+            Error::NotUtf8 { .. } => "not_utf8",
+            Error::UnsafePath { .. } => "unsafe_path",
+            Error::EditConflict { .. } => "edit_conflict",
+            Error::UndoConflict { .. } => "undo_conflict",
+            Error::AlreadyUndone { .. } => "already_undone",
+            Error::NothingToUndo => "nothing_to_undo",
+            Error::UnknownRecord { .. } => "unknown_record",
+            Error::EmptySelection(_) => "empty_selection",
+            Error::HeldChange { .. } => "held_change",
+            Error::CorruptRecord { .. } => "corrupt_record",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    /// The message as `host` should show it. The `Display` text is the terminal's: its
+    /// remedies name `perimeter` commands. The window's names its own views and buttons
+    /// instead, since its users may never have opened a terminal.
+    pub fn message_for(&self, host: Host) -> String {
+        if host == Host::Terminal {
+            return self.to_string();
+        }
+        match self {
+            Error::ModelNotFound { path } => {
+                format!("model file {} does not exist; choose an installed model in Models, or import the file again", path.display())
+            }
+            Error::DownloadCancelled { model, kept, .. } => format!(
+                "the download of {model} was cancelled; {} MiB are kept to resume later (Discard in Models deletes them)",
+                kept >> 20
+            ),
+            Error::UnknownModel { name } => format!("no model named `{name}`; Models lists the installed ones"),
+            Error::ModelNotInstalled { name } => {
+                format!("`{name}` is in the catalog but not installed; download it, or import its file, in Models")
+            }
+            Error::NoModelInstalled => "no model is installed; in Models, download the recommended one or import a .gguf file \
+                you have (Import .gguf…, or drop it on the window)"
+                .to_string(),
+            Error::UnknownRecord { kind, id } => format!("no {kind} `{id}` in this project; Changes lists them"),
+            Error::EmptySelection(detail) => format!("the selection matches no change in the proposal ({detail}); tick at least one hunk"),
+            // Their reasons are written where the refusal is found, with the terminal's remedy.
+            Error::NetworkRefused { .. } | Error::Download { .. } => window_remedies(&self.to_string()),
+            _ => self.to_string(),
+        }
+    }
+
     /// Wraps a tantivy error; a full disk gets its own advice.
     pub fn index(path: impl AsRef<Path>, e: tantivy::TantivyError) -> Self {
         let text = e.to_string();
@@ -178,6 +253,25 @@ impl Error {
     }
 }
 
+/// Who shows an error to the user, so the remedy names what they can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Terminal,
+    Window,
+}
+
+/// The terminal's network remedies in a refusal's reason, said as the window offers them.
+fn window_remedies(text: &str) -> String {
+    let mut out = text.replace("`perimeter network allow HOST`", "Allow in the network panel (bottom left)");
+    while let Some(start) = out.find("run `perimeter network allow ") {
+        let rest = &out[start + "run `perimeter network allow ".len()..];
+        let Some(end) = rest.find('`') else { break };
+        let host = rest[..end].to_string();
+        out = format!("{}allow {host} in the network panel (bottom left){}", &out[..start], &rest[end + 1..]);
+    }
+    out.replace("run `perimeter models import FILE`", "import it in Models")
+}
+
 /// Adds the path to an `io::Result`, as ripgrep's `WithPath` does.
 pub trait IoContext<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T>;
@@ -186,5 +280,52 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_the_variant_names_in_snake_case() {
+        assert_eq!(Error::NoModelInstalled.kind(), "no_model_installed");
+        assert_eq!(Error::Generation("x".into()).kind(), "generation");
+        let cancelled = Error::DownloadCancelled { model: "m".into(), kept: 0, part: PathBuf::from("m.part") };
+        assert_eq!(cancelled.kind(), "download_cancelled");
+        assert_eq!(Error::io("f", std::io::Error::other("x")).kind(), "io");
+    }
+
+    #[test]
+    fn the_window_is_never_told_to_run_a_command() {
+        let refused = Error::NetworkRefused {
+            host: "huggingface.co:443".into(),
+            purpose: "downloading a model".into(),
+            reason: "the network policy is offline (/p); to allow it run `perimeter network allow huggingface.co`".into(),
+        };
+        let no_source = Error::Download {
+            model: "m".into(),
+            reason: "no source is allowed. Allow the host with `perimeter network allow HOST`, or copy the file from elsewhere \
+                     and run `perimeter models import FILE`"
+                .into(),
+        };
+        let all = [
+            refused,
+            no_source,
+            Error::NoModelInstalled,
+            Error::UnknownModel { name: "x".into() },
+            Error::ModelNotInstalled { name: "x".into() },
+            Error::ModelNotFound { path: "m.gguf".into() },
+            Error::DownloadCancelled { model: "m".into(), kept: 3 << 20, part: "m.part".into() },
+            Error::UnknownRecord { kind: "change", id: "1".into() },
+            Error::EmptySelection("hunk 9".into()),
+        ];
+        for e in &all {
+            let window = e.message_for(Host::Window);
+            assert!(!window.contains("`perimeter"), "{window}");
+        }
+        let text = all[0].message_for(Host::Window);
+        assert!(text.contains("allow huggingface.co in the network panel"), "{text}");
+        assert!(all[0].message_for(Host::Terminal).contains("run `perimeter network allow huggingface.co`"));
     }
 }

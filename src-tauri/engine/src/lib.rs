@@ -38,7 +38,7 @@ pub mod projects;
 pub mod records;
 pub mod session;
 
-pub use error::{Error, Result};
+pub use error::{Error, Host, Result};
 /// The one way to stop a long job (a generation, a download, an indexing run): the host
 /// cancels, the job stops at its next step and keeps what it finished.
 pub use tokio_util::sync::CancellationToken;

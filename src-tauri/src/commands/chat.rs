@@ -10,7 +10,7 @@ use perimeter_engine::session::ModelEvent;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 
-use super::{message, CmdResult, TokenEvent};
+use super::{CmdError, CmdResult, TokenEvent};
 use crate::state::AppState;
 
 /// The model requests use, loading it on first use with `model-load` events (the window
@@ -19,7 +19,7 @@ pub async fn model(app: &AppHandle, state: &AppState) -> CmdResult<Arc<Model>> {
     let mut on_event = |e: ModelEvent| {
         let _ = app.emit("model-load", e);
     };
-    state.session.model(&mut on_event).await.map_err(message)
+    state.session.model(&mut on_event).await.map_err(CmdError::from)
 }
 
 /// Tells the window the loaded model was let go (a switch of model or server).
@@ -44,10 +44,10 @@ pub async fn ask(
     question: String,
     request: String,
 ) -> CmdResult<AskResult> {
-    let index = state.session.project(&root).map_err(message)?;
+    let index = state.session.project(&root).map_err(CmdError::from)?;
     let store = Conversations::new(index.data_dir());
     let mut convo = match conversation {
-        Some(id) => store.load(&id).map_err(message)?,
+        Some(id) => store.load(&id).map_err(CmdError::from)?,
         None => Conversation::new(),
     };
     let model = model(&app, &state).await?;
@@ -56,8 +56,8 @@ pub async fn ask(
     let result =
         assistant::ask(&model, &index, &mut convo, &question, &RequestOptions::for_questions(), &mut sink, &cancel).await;
     state.session.end_job(&request);
-    let turn = result.map_err(message)?;
-    store.save(&convo).map_err(message)?;
+    let turn = result.map_err(CmdError::from)?;
+    store.save(&convo).map_err(CmdError::from)?;
     Ok(AskResult { conversation: convo.summary(), turn })
 }
 
@@ -69,18 +69,18 @@ pub fn stop_generation(state: State<'_, AppState>, request: String) {
 
 #[tauri::command]
 pub async fn conversations_list(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<ConversationSummary>> {
-    let index = state.session.project(&root).map_err(message)?;
-    Conversations::new(index.data_dir()).list().map_err(message)
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    Conversations::new(index.data_dir()).list().map_err(CmdError::from)
 }
 
 #[tauri::command]
 pub async fn conversation_load(state: State<'_, AppState>, root: PathBuf, id: String) -> CmdResult<Conversation> {
-    let index = state.session.project(&root).map_err(message)?;
-    Conversations::new(index.data_dir()).load(&id).map_err(message)
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    Conversations::new(index.data_dir()).load(&id).map_err(CmdError::from)
 }
 
 #[tauri::command]
 pub async fn conversation_delete(state: State<'_, AppState>, root: PathBuf, id: String) -> CmdResult<bool> {
-    let index = state.session.project(&root).map_err(message)?;
-    Conversations::new(index.data_dir()).delete(&id).map_err(message)
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    Conversations::new(index.data_dir()).delete(&id).map_err(CmdError::from)
 }

@@ -7,7 +7,7 @@ use perimeter_engine::edit::{self, AppliedChange, Proposal, Proposals, Selection
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 
-use super::{message, CmdResult, TokenEvent};
+use super::{CmdError, CmdResult, TokenEvent};
 use crate::state::AppState;
 
 /// Asks the model for the change `instruction` describes; the answer streams as
@@ -20,15 +20,15 @@ pub async fn propose_edit(
     instruction: String,
     request: String,
 ) -> CmdResult<Proposal> {
-    let index = state.session.project(&root).map_err(message)?;
+    let index = state.session.project(&root).map_err(CmdError::from)?;
     let model = super::chat::model(&app, &state).await?;
     let cancel = state.session.start_job(&request).ok_or_else(|| format!("request {request} is already running"))?;
     let mut sink = |text: &str| app.emit("edit-token", TokenEvent { request: &request, text }).is_ok();
     let result =
         assistant::propose_edit(&model, &index, &[], &instruction, None, &RequestOptions::for_edits(), &mut sink, &cancel).await;
     state.session.end_job(&request);
-    let proposal = result.map_err(message)?;
-    Proposals::new(index.data_dir()).save(&proposal).map_err(message)?;
+    let proposal = result.map_err(CmdError::from)?;
+    Proposals::new(index.data_dir()).save(&proposal).map_err(CmdError::from)?;
     Ok(proposal)
 }
 
@@ -43,8 +43,8 @@ pub struct ProposalSummary {
 
 #[tauri::command]
 pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<ProposalSummary>> {
-    let index = state.session.project(&root).map_err(message)?;
-    let all = Proposals::new(index.data_dir()).list().map_err(message)?;
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    let all = Proposals::new(index.data_dir()).list().map_err(CmdError::from)?;
     Ok(all
         .into_iter()
         .map(|p| ProposalSummary {
@@ -59,8 +59,8 @@ pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdRes
 
 #[tauri::command]
 pub async fn proposal_load(state: State<'_, AppState>, root: PathBuf, id: String) -> CmdResult<Proposal> {
-    let index = state.session.project(&root).map_err(message)?;
-    Proposals::new(index.data_dir()).load(&id).map_err(message)
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    Proposals::new(index.data_dir()).load(&id).map_err(CmdError::from)
 }
 
 /// Applies the chosen hunks of proposal `id`; a file changed since is a conflict, in words.
@@ -73,21 +73,21 @@ pub async fn proposal_apply(
     hunks: Option<Vec<usize>>,
     confirm: Option<bool>,
 ) -> CmdResult<AppliedChange> {
-    let index = state.session.project(&root).map_err(message)?;
-    let p = Proposals::new(index.data_dir()).load(&id).map_err(message)?;
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    let p = Proposals::new(index.data_dir()).load(&id).map_err(CmdError::from)?;
     let selection = hunks.map_or(Selection::All, Selection::Hunks);
     let history = edit::history(index.data_dir());
-    edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, &selection, confirm.unwrap_or(false)).map_err(message)
+    edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, &selection, confirm.unwrap_or(false)).map_err(CmdError::from)
 }
 
 #[tauri::command]
 pub async fn undo(state: State<'_, AppState>, root: PathBuf, id: Option<String>) -> CmdResult<AppliedChange> {
-    let index = state.session.project(&root).map_err(message)?;
-    edit::undo(index.root(), &edit::history(index.data_dir()), id.as_deref()).map_err(message)
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    edit::undo(index.root(), &edit::history(index.data_dir()), id.as_deref()).map_err(CmdError::from)
 }
 
 #[tauri::command]
 pub async fn history(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<AppliedChange>> {
-    let index = state.session.project(&root).map_err(message)?;
-    edit::history(index.data_dir()).list().map_err(message)
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    edit::history(index.data_dir()).list().map_err(CmdError::from)
 }

@@ -8,16 +8,38 @@ pub mod network;
 pub mod projects;
 pub mod server;
 
-/// Engine errors reach the UI as their message, which already says what to do.
-pub type CmdResult<T> = Result<T, String>;
+/// What a command's failure sends the window: `kind`, a stable name the UI may decide by
+/// (the engine's [`perimeter_engine::Error::kind`], or `other`), and `message`, which says
+/// what to do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CmdError {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+pub type CmdResult<T> = Result<T, CmdError>;
+
+impl From<perimeter_engine::Error> for CmdError {
+    fn from(e: perimeter_engine::Error) -> CmdError {
+        CmdError { kind: e.kind(), message: e.message_for(perimeter_engine::Host::Window) }
+    }
+}
+
+impl From<String> for CmdError {
+    fn from(message: String) -> CmdError {
+        CmdError { kind: "other", message }
+    }
+}
+
+/// A failure outside the engine (a task that panicked, a window error), in words.
+pub fn message(e: impl std::fmt::Display) -> CmdError {
+    CmdError { kind: "other", message: e.to_string() }
+}
+
 
 /// A piece of streamed text, tagged with the request it belongs to.
 #[derive(Clone, serde::Serialize)]
 pub struct TokenEvent<'a> {
     pub request: &'a str,
     pub text: &'a str,
-}
-
-pub fn message(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }

@@ -10,7 +10,7 @@ use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
 use serde::Serialize;
 use tauri::{Emitter, State};
 
-use super::{message, CmdResult};
+use super::{message, CmdError, CmdResult};
 use crate::state::AppState;
 
 /// Downloads are session jobs named by this prefix and the catalog id.
@@ -58,7 +58,7 @@ pub struct CatalogEntry {
 #[tauri::command]
 pub async fn models_list(state: State<'_, AppState>) -> CmdResult<ModelsOverview> {
     let store = state.session.model_store();
-    let installed = store.list().map_err(message)?;
+    let installed = store.list().map_err(CmdError::from)?;
     let active = match state.session.settings().model {
         Some(c) => Some(c),
         None => store
@@ -93,12 +93,12 @@ pub async fn model_pull(app: tauri::AppHandle, state: State<'_, AppState>, id: S
     let job = format!("{DOWNLOAD_JOB}{id}");
     let cancel = state.session.start_job(&job).ok_or_else(|| format!("{id} is already being downloaded"))?;
     let result = async {
-        let policy = NetworkPolicy::default_location().map_err(message)?;
+        let policy = NetworkPolicy::default_location().map_err(CmdError::from)?;
         let (store, catalog, log) = (state.session.model_store(), Catalog::builtin(), ConnectionLog::default_location());
         let mut progress = |p: &PullProgress| {
             let _ = app.emit("model-download-progress", p);
         };
-        download::pull(&store, &catalog, &id, &policy, &log, &PullOptions::default(), &mut progress, &cancel).await.map_err(message)
+        download::pull(&store, &catalog, &id, &policy, &log, &PullOptions::default(), &mut progress, &cancel).await.map_err(CmdError::from)
     }
     .await;
     state.session.end_job(&job);
@@ -115,11 +115,11 @@ pub fn model_pull_cancel(state: State<'_, AppState>, id: String) {
 #[tauri::command]
 pub fn model_discard_download(state: State<'_, AppState>, id: String) -> CmdResult<u64> {
     if state.session.is_running(&format!("{DOWNLOAD_JOB}{id}")) {
-        return Err(format!("{id} is being downloaded; cancel it first"));
+        return Err(format!("{id} is being downloaded; cancel it first").into());
     }
     let catalog = Catalog::builtin();
     let model = catalog.get(&id).ok_or_else(|| format!("no catalog model `{id}`"))?;
-    state.session.model_store().discard_partial(&model.file_name).map_err(message)
+    state.session.model_store().discard_partial(&model.file_name).map_err(CmdError::from)
 }
 
 #[derive(Clone, Serialize)]
@@ -143,14 +143,14 @@ pub async fn model_import(app: tauri::AppHandle, path: PathBuf, move_file: Optio
     })
     .await
     .map_err(message)?
-    .map_err(message)
+    .map_err(CmdError::from)
 }
 
 /// Makes `id` the model for the next request (and the next run, in the app and the CLI);
 /// the loaded one is let go.
 #[tauri::command]
 pub async fn model_select(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<()> {
-    state.session.choose_model(Some(id)).await.map_err(message)?;
+    state.session.choose_model(Some(id)).await.map_err(CmdError::from)?;
     super::chat::model_unloaded(&app);
     Ok(())
 }
@@ -159,8 +159,8 @@ pub async fn model_select(app: tauri::AppHandle, state: State<'_, AppState>, id:
 /// and lets it go if it is loaded.
 #[tauri::command]
 pub async fn model_remove(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<InstalledModel> {
-    let removed = state.session.model_store().remove(&id).map_err(message)?;
-    state.session.model_removed(&removed.id).await.map_err(message)?;
+    let removed = state.session.model_store().remove(&id).map_err(CmdError::from)?;
+    state.session.model_removed(&removed.id).await.map_err(CmdError::from)?;
     super::chat::model_unloaded(&app);
     Ok(removed)
 }

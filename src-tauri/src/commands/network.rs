@@ -3,7 +3,7 @@
 use perimeter_engine::network::{ConnectionLog, ConnectionRecord, Mode, NetworkPolicy};
 use serde::Serialize;
 
-use super::{message, CmdResult};
+use super::{CmdError, CmdResult};
 
 #[derive(Serialize)]
 pub struct NetworkStatus {
@@ -20,15 +20,15 @@ pub struct NetworkStatus {
 
 #[tauri::command]
 pub async fn network_status() -> CmdResult<NetworkStatus> {
-    let policy = NetworkPolicy::default_location().map_err(message)?;
+    let policy = NetworkPolicy::default_location().map_err(CmdError::from)?;
     let log = ConnectionLog::default_location();
     Ok(NetworkStatus {
         mode: policy.mode(),
-        summary: format!("{} · {}", policy.summary(), log.summary().map_err(message)?),
+        summary: format!("{} · {}", policy.summary(), log.summary().map_err(CmdError::from)?),
         allowed_hosts: policy.allowed_hosts(),
         user_hosts: policy.user().allow.clone(),
         admin_files: policy.admin_files().iter().map(|p| p.display().to_string()).collect(),
-        log: log.read().map_err(message)?,
+        log: log.read().map_err(CmdError::from)?,
         log_path: log.path().display().to_string(),
     })
 }
@@ -37,19 +37,19 @@ pub async fn network_status() -> CmdResult<NetworkStatus> {
 /// administrator's policy does not allow it.
 #[tauri::command]
 pub async fn network_allow(host: String) -> CmdResult<NetworkStatus> {
-    NetworkPolicy::default_location().and_then(|mut p| p.allow(&host)).map_err(message)?;
+    NetworkPolicy::default_location().and_then(|mut p| p.allow(&host)).map_err(CmdError::from)?;
     network_status().await
 }
 
 #[tauri::command]
 pub async fn network_disallow(host: String) -> CmdResult<NetworkStatus> {
-    NetworkPolicy::default_location().and_then(|mut p| p.disallow(&host)).map_err(message)?;
+    NetworkPolicy::default_location().and_then(|mut p| p.disallow(&host)).map_err(CmdError::from)?;
     network_status().await
 }
 
 /// Back to offline (the allowlist is kept for later).
 #[tauri::command]
 pub async fn network_offline() -> CmdResult<NetworkStatus> {
-    NetworkPolicy::default_location().and_then(|mut p| p.go_offline()).map_err(message)?;
+    NetworkPolicy::default_location().and_then(|mut p| p.go_offline()).map_err(CmdError::from)?;
     network_status().await
 }

@@ -9,7 +9,7 @@ use perimeter_engine::projects::Project;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, State};
 
-use super::{message, CmdResult};
+use super::{CmdError, CmdResult};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -22,7 +22,7 @@ pub struct ProjectStatus {
 
 #[tauri::command]
 pub async fn projects_list(state: State<'_, AppState>) -> CmdResult<Vec<ProjectStatus>> {
-    let all = state.session.project_list().list().map_err(message)?;
+    let all = state.session.project_list().list().map_err(CmdError::from)?;
     Ok(all
         .into_iter()
         .map(|project| {
@@ -60,7 +60,7 @@ struct IndexUpdated {
 /// watcher re-indexes changed files.
 #[tauri::command]
 pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathBuf) -> CmdResult<Project> {
-    let (project, index) = state.session.add_project(&path).map_err(message)?;
+    let (project, index) = state.session.add_project(&path).map_err(CmdError::from)?;
     // Already indexed and watched in this session: the watcher keeps it fresh.
     if state.session.project_status(&project.root).is_some_and(|(_, watching)| watching) {
         return Ok(project);
@@ -127,15 +127,15 @@ fn start_watching(
 pub async fn project_remove(state: State<'_, AppState>, root: PathBuf) -> CmdResult<()> {
     let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
     state.session.cancel(&format!("index:{}", canonical.display()));
-    state.session.remove_project(&root).map_err(message)?;
+    state.session.remove_project(&root).map_err(CmdError::from)?;
     Ok(())
 }
 
 /// A project file's text for the viewer. The path must stay inside the project.
 #[tauri::command]
 pub async fn read_file(state: State<'_, AppState>, root: PathBuf, path: String) -> CmdResult<String> {
-    let index = state.session.project(&root).map_err(message)?;
-    let full = checked_target(index.root(), &path).map_err(message)?;
+    let index = state.session.project(&root).map_err(CmdError::from)?;
+    let full = checked_target(index.root(), &path).map_err(CmdError::from)?;
     let bytes = std::fs::read(&full).map_err(|e| format!("{path}: {e}"))?;
-    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text, so it cannot be shown"))
+    String::from_utf8(bytes).map_err(|_| CmdError { kind: "not_utf8", message: format!("{path} is not UTF-8 text, so it cannot be shown") })
 }

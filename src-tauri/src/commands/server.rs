@@ -6,7 +6,7 @@ use perimeter_engine::network::keychain;
 use serde::Serialize;
 use tauri::{AppHandle, State};
 
-use super::{message, CmdResult};
+use super::{CmdError, CmdResult};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -20,7 +20,7 @@ pub struct ServerStatus {
 pub async fn server_settings(state: State<'_, AppState>) -> CmdResult<ServerStatus> {
     let s = state.session.settings().server;
     let has_key = match &s.url {
-        Some(u) => keychain::api_key(&server_id(u).map_err(message)?).ok().flatten().is_some(),
+        Some(u) => keychain::api_key(&server_id(u).map_err(CmdError::from)?).ok().flatten().is_some(),
         None => false,
     };
     Ok(ServerStatus { url: s.url, model: s.model, has_key })
@@ -30,7 +30,7 @@ pub async fn server_settings(state: State<'_, AppState>) -> CmdResult<ServerStat
 /// administrator's policy does not allow it), stores `api_key` if given.
 #[tauri::command]
 pub async fn server_use(app: AppHandle, state: State<'_, AppState>, url: String, model: Option<String>, api_key: Option<String>) -> CmdResult<()> {
-    state.session.use_server(&url, model, api_key.as_deref()).await.map_err(message)?;
+    state.session.use_server(&url, model, api_key.as_deref()).await.map_err(CmdError::from)?;
     super::chat::model_unloaded(&app);
     Ok(())
 }
@@ -39,7 +39,7 @@ pub async fn server_use(app: AppHandle, state: State<'_, AppState>, url: String,
 /// goes back to offline when nothing else is allowed. The key stays in the keychain.
 #[tauri::command]
 pub async fn server_stop_using(app: AppHandle, state: State<'_, AppState>) -> CmdResult<()> {
-    state.session.stop_using_server().await.map_err(message)?;
+    state.session.stop_using_server().await.map_err(CmdError::from)?;
     super::chat::model_unloaded(&app);
     Ok(())
 }

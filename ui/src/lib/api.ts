@@ -41,6 +41,21 @@ export type ModelEvent =
   | { stage: "failed"; reason: string }
   | { stage: "unloaded" };
 
+/** What a failed command rejects with: a stable `kind` (the engine's error kind, or "other") to
+ * decide by, and a `message` that says what to do. */
+export type CommandError = { kind: string; message: string };
+
+/** The words to show for anything a command or the window threw. */
+export function errorText(e: unknown): string {
+  if (e && typeof e === "object" && "message" in e) return String((e as { message: unknown }).message);
+  return String(e);
+}
+
+/** Whether `e` is a command failure of `kind`. */
+export function isError(e: unknown, kind: string): boolean {
+  return !!e && typeof e === "object" && (e as { kind?: unknown }).kind === kind;
+}
+
 export const api = {
   projects: () => invoke<Project[]>("projects_list"),
   addProject: (path: string) => invoke<Project>("project_add", { path }),
