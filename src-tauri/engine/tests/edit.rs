@@ -198,6 +198,15 @@ fn recorded_small_model_answers_give_no_usable_edit_and_say_why() {
     let sr = p.propose(&answer("smollm2-135m-search-replace-prose.txt"), EditFormat::SearchReplace);
     assert!(sr.files.is_empty());
     assert!(sr.empty_reason().unwrap().contains("no usable edit"));
+
+    // A file given back as it is (what Qwen2.5-Coder-0.5B does on most second tries of the
+    // edit benchmark) is said as that, not as a format problem.
+    let same = format!("shop/pricing.py\n```python\n{}```\n", p.read("shop/pricing.py"));
+    let copied = p.propose(&same, EditFormat::WholeFile);
+    assert!(copied.files.is_empty() && copied.problems.is_empty());
+    assert_eq!(copied.unchanged, ["shop/pricing.py"]);
+    let reason = copied.empty_reason().unwrap();
+    assert!(reason.contains("gave shop/pricing.py back unchanged"), "{reason}");
 }
 
 #[test]

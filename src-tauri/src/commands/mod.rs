@@ -1,5 +1,5 @@
-//! The app's commands, by view. Each unpacks its arguments, calls the engine, and turns
-//! engine errors into the readable message the UI shows.
+//! The app's commands, by view. Each unpacks its arguments, calls the engine session, and
+//! turns engine errors into a [`CmdError`]: a kind to decide by and a message for the window.
 
 pub mod chat;
 pub mod edits;

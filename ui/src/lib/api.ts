@@ -21,7 +21,7 @@ export interface Hunk { number: number; old_start: number; old_lines: number; ne
 export interface Hold { kind: string; reason: string; safe_action: string }
 export interface FileChange { path: string; kind: "modify" | "create" | "delete"; old_text: string; new_text: string; hunks: Hunk[]; diff: string; hold: Hold | null }
 export interface BlockProblem { block: number; path: string | null; reason: string; closest: { start_line: number; lines: string[]; similarity: number } | null }
-export interface Proposal { id: string; instruction: string; created_at: number; model: string; answer: string; files: FileChange[]; problems: BlockProblem[]; context: PromptReport }
+export interface Proposal { id: string; instruction: string; created_at: number; model: string; answer: string; files: FileChange[]; problems: BlockProblem[]; unchanged?: string[]; context: PromptReport }
 export interface ProposalSummary { id: string; instruction: string; created_at: number; files: number; problems: number }
 export interface AppliedChange { id: string; proposal_id: string; instruction: string; applied_at: number; files: { path: string; kind: string; hunks: number[] }[]; undone_at: number | null }
 export interface InstalledModel { id: string; catalog_id: string | null; file: string; linked: boolean; sha256: string; info: { architecture: string; quantization: string; parameter_count: number; file_size: number; context_length: number | null } }

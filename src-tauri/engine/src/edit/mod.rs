@@ -46,6 +46,9 @@ pub struct Proposal {
     pub files: Vec<FileChange>,
     /// Edit blocks that could not be used, and why.
     pub problems: Vec<BlockProblem>,
+    /// Files the answer gave back exactly as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<String>,
 }
 
 impl Proposal {
@@ -83,7 +86,9 @@ impl Proposal {
         if !self.files.is_empty() {
             return None;
         }
-        Some(if self.problems.is_empty() {
+        Some(if self.problems.is_empty() && !self.unchanged.is_empty() {
+            format!("the model's answer contained no usable edit (it gave {} back unchanged)", self.unchanged.join(", "))
+        } else if self.problems.is_empty() {
             "the model's answer contained no usable edit (no file block in the expected format)".to_string()
         } else {
             format!("the model's answer contained no usable edit ({} block(s) could not be used)", self.problems.len())
@@ -130,6 +135,7 @@ pub fn propose(
         usage: answer.usage,
         files: changes.files,
         problems: changes.problems,
+        unchanged: changes.unchanged,
     }
 }
 

@@ -75,6 +75,8 @@ pub struct BlockProblem {
 pub struct Changes {
     pub files: Vec<FileChange>,
     pub problems: Vec<BlockProblem>,
+    /// Files the answer gave back exactly as they are (small models often do).
+    pub unchanged: Vec<String>,
 }
 
 /// A file whose content a whole-file block shrinks below this share is taken for a fragment.
@@ -106,6 +108,7 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
     problems.sort_by_key(|p| p.block);
 
     let mut files = Vec::new();
+    let mut unchanged = Vec::new();
     let mut next_hunk = 1;
     for w in work {
         let (kind, old, new) = match (&w.base, &w.text) {
@@ -114,7 +117,11 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
             (Some(b), Some(t)) if b.file.style.conform(t) != b.file.text => {
                 (ChangeKind::Modify, b.file.text.clone(), b.file.style.conform(t))
             }
-            _ => continue,
+            (Some(_), Some(_)) => {
+                unchanged.push(w.path);
+                continue;
+            }
+            (None, None) => continue,
         };
         let hunks = diff::hunks(&old, &new, next_hunk);
         next_hunk += hunks.len();
@@ -135,7 +142,7 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
             hold: None,
         });
     }
-    Changes { files, problems }
+    Changes { files, problems, unchanged }
 }
 
 fn apply_block(
@@ -308,6 +315,7 @@ mod tests {
         std::fs::write(dir.path().join("latin1.txt"), b"caf\xe9\n").unwrap();
         let c = build(dir.path(), &parse("same.txt\n```\nx\n```\n\nlatin1.txt\n```\ncafe\n```\n", true), &HashMap::new(), &known);
         assert!(c.files.is_empty());
+        assert_eq!(c.unchanged, ["same.txt"]);
         assert!(c.problems[0].reason.contains("not UTF-8"), "{:?}", c.problems);
     }
 }
