@@ -100,6 +100,12 @@ async fn the_server_switch_is_kept_and_requests_go_to_the_server_until_switched_
     assert!(e.to_string().contains("127.0.0.1"), "{e}");
     assert!(matches!(&events[..], [ModelEvent::Loading { source }, ModelEvent::Failed { .. }] if source == "http://127.0.0.1:9"), "{events:?}");
 
+    // A host's --model still means the model on this machine, for its run.
+    let flagged = Session::at(dir.path(), Overrides { model: Some(dev_model().display().to_string()), ..Overrides::default() }).unwrap();
+    let mut local = Vec::new();
+    flagged.model(&mut |e| local.push(e)).await.unwrap();
+    assert!(matches!(&local[0], ModelEvent::Loading { source } if source.ends_with(".gguf")), "{local:?}");
+
     // Switching servers leaves only the new one allowed; back to local, none.
     let allowed = || NetworkPolicy::default_location().unwrap().allowed_hosts();
     next.use_server("http://127.0.0.1:10", None, None).await.unwrap();

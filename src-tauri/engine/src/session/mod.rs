@@ -117,11 +117,13 @@ impl Session {
 
     // ---- the model ----
 
-    /// The server requests go to, if any: the host's override, else the setting.
+    /// The server requests go to, if any: the host's override, else the setting, unless the
+    /// host asked for a local model for this run.
     fn server(&self) -> Option<ServerSettings> {
-        match &self.overrides.server {
-            Some(s) => Some(s.clone()),
-            None => Some(self.settings().server).filter(|s| s.url.is_some()),
+        match (&self.overrides.server, &self.overrides.model) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(self.settings().server).filter(|s| s.url.is_some()),
         }
     }
 
