@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh --tests
 
-say "running the UI's unit tests"
-(cd ui && npx vitest run --silent)
+say "type-checking the UI against the generated bindings, and running its unit tests"
+(cd ui && npm run --silent check && npx vitest run --silent)
 
 say "running the test suite"
 cargo test --release --locked --workspace -- "$@"

@@ -3,18 +3,17 @@
 //! every decision lives in the engine.
 
 mod commands;
+mod events;
 mod navigation;
 mod state;
 
-use commands::{chat, edits, models, network, projects, server};
 use tauri::Manager;
 
-pub fn run() {
-    let app = tauri::Builder::default()
-        .plugin(tauri_plugin_dialog::init())
-        .plugin(navigation::guard())
-        .manage(state::AppState::default())
-        .invoke_handler(tauri::generate_handler![
+/// The commands the window may call, written once: `commands!(handler)` is Tauri's invoke
+/// handler, `commands!(names)` their names for the generated TypeScript `Command` type.
+macro_rules! commands {
+    ($what:ident) => {
+        commands!(@$what
             models::hardware_summary,
             models::models_list,
             models::model_import,
@@ -45,7 +44,26 @@ pub fn run() {
             server::server_settings,
             server::server_use,
             server::server_stop_using,
-        ])
+        )
+    };
+    (@handler $($module:ident::$name:ident),* $(,)?) => {
+        tauri::generate_handler![$(commands::$module::$name),*]
+    };
+    (@names $($module:ident::$name:ident),* $(,)?) => {
+        [$(stringify!($name)),*]
+    };
+}
+
+// After the macro: it is in scope only below its definition.
+#[cfg(test)]
+mod bindings;
+
+pub fn run() {
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(navigation::guard())
+        .manage(state::AppState::default())
+        .invoke_handler(commands!(handler))
         .build(tauri::generate_context!())
         .expect("error while building the Perimeter window");
     app.run(|handle, event| {

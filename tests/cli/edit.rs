@@ -29,7 +29,7 @@ fn a_follow_up_shows_the_model_the_earlier_request_and_answer() {
     };
     let refused = edit(&["--follow-up"], "The tests still fail.");
     assert_eq!(refused["event"], "error", "nothing to follow up on yet: {refused}");
-    assert!(refused["message"].as_str().unwrap().contains("no earlier proposal"), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("there is no proposal in this project yet"), "{refused}");
 
     let first = edit(&[], "In shop/pricing.py, change SALES_TAX_RATE to 0.09");
     assert_eq!(first["proposal"]["context"]["exchanges_included"], 0, "{first}");

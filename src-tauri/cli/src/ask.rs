@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use perimeter_engine::assistant::{self, Conversation, Conversations, PromptReport, RequestOptions, Turn};
+use std::sync::Arc;
+
+use perimeter_engine::assistant::{PromptReport, RequestOptions, Turn};
+use perimeter_engine::session::{Answered, ConversationChoice, Streams};
 use perimeter_engine::inference::{ChatMessage, GenerationParams, StopReason};
 use serde_json::json;
 
 use crate::load::ModelChoice;
-use crate::stream::{cancel_on_ctrl_c, finish, finish_text, json_error, stdout_sink};
+use crate::stream::{cancel_on_ctrl_c, finish, finish_text, json_error, stdout_sink, stop_on_ctrl_c};
 
 const SYSTEM_PROMPT: &str = "You are Perimeter, a coding assistant running entirely on the user's machine. \
 Answer concisely and precisely.";
@@ -72,38 +75,24 @@ async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
 /// A question about a project, in a conversation that is saved after every answer.
 async fn ask_project(args: AskArgs) -> anyhow::Result<ExitCode> {
     let dir = args.project.clone().expect("checked by the caller");
-    let session = args.model.session()?;
-    let index = crate::index::open_in(&session, &dir)?;
-    crate::index::update(&index, !args.json)?;
-    let conversations = Conversations::new(index.data_dir());
-    let mut conversation = match (&args.conversation, args.continue_last) {
-        (Some(id), _) => conversations.load(id)?,
-        (None, true) => match conversations.list()?.first() {
-            Some(latest) => conversations.load(&latest.id)?,
-            None => Conversation::new(),
-        },
-        (None, false) => Conversation::new(),
+    let session = Arc::new(args.model.session()?);
+    stop_on_ctrl_c(&session);
+    let index = crate::index::open(&session, &dir)?;
+    crate::index::update(&session, &index, !args.json)?;
+    let conversation = match (&args.conversation, args.continue_last) {
+        (Some(id), _) => ConversationChoice::Id(id.clone()),
+        (None, true) => ConversationChoice::Latest,
+        (None, false) => ConversationChoice::New,
     };
-
-    let model = crate::load::model(&session, !args.json).await?;
-    let cancel = cancel_on_ctrl_c();
-    let request = RequestOptions {
+    let options = RequestOptions {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         max_context_tokens: args.context_tokens,
         retrieve: args.excerpts,
     };
-    let turn = assistant::ask(
-        &model,
-        &index,
-        &mut conversation,
-        &args.question,
-        &request,
-        &mut stdout_sink(args.json),
-        &cancel,
-    )
-    .await?;
-    conversations.save(&conversation)?;
+    let mut spinner = crate::load::Spinner::new(!args.json);
+    let streams = Streams { model: &mut |e| spinner.show(e), text: &mut stdout_sink(args.json) };
+    let Answered { conversation, turn } = session.ask(index.root(), conversation, &args.question, &options, "ask", streams).await?;
 
     if args.json {
         let done = json!({
@@ -184,8 +173,9 @@ pub struct ConversationsArgs {
 
 /// `perimeter conversations`: list, show or delete a project's conversations.
 pub fn run_conversations(args: ConversationsArgs) -> anyhow::Result<ExitCode> {
-    let index = crate::index::open(&args.project)?;
-    let store = Conversations::new(index.data_dir());
+    let session = crate::index::session()?;
+    let index = crate::index::open(&session, &args.project)?;
+    let store = session.conversations(index.root())?;
     if let Some(id) = &args.delete {
         if !store.delete(id)? {
             anyhow::bail!("no conversation {id} in this project");

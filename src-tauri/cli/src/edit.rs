@@ -1,20 +1,20 @@
 //! `perimeter edit`, `apply`, `undo` and `history`: changes proposed by the model, shown as
 //! unified diffs, applied whole or hunk by hunk, and undone.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
-use perimeter_engine::assistant::{self, Exchange, PromptReport, RequestOptions};
-use perimeter_engine::edit::{self, EditAnswer, EditFormat, Proposal, Proposals, Selection};
-use perimeter_engine::index::ProjectIndex;
-use perimeter_engine::inference::{StopReason, Usage};
+use perimeter_engine::assistant::RequestOptions;
+use perimeter_engine::edit::{Applied, EditFormat, Proposal, Selection};
+use perimeter_engine::inference::TokenSink;
+use perimeter_engine::session::{EditRequest, ModelEvent, Streams};
 use serde_json::json;
 
 use crate::load::ModelChoice;
-use crate::stream::{cancel_on_ctrl_c, json_error, stdout_sink};
+use crate::stream::{json_error, stdout_sink, stop_on_ctrl_c};
 
 #[derive(Args)]
 pub struct EditArgs {
@@ -113,34 +113,43 @@ pub async fn run_edit(args: EditArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
-    let session = args.model.session()?;
-    let index = crate::index::open_in(&session, &args.project)?;
-    crate::index::update(&index, !args.json)?;
+    let session = Arc::new(args.model.session()?);
+    stop_on_ctrl_c(&session);
+    let index = crate::index::open(&session, &args.project)?;
+    crate::index::update(&session, &index, !args.json)?;
+    let root = index.root();
     let proposal = match &args.answer_file {
-        Some(file) => from_answer_file(&index, &args, file)?,
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let source = format!("answer file {}", file.display());
+            session.propose_from_answer(root, &args.instruction, text, &source, args.format.unwrap_or(EditFormat::WholeFile))?
+        }
         None => {
-            let history = match args.follow_up {
-                true => vec![follow_up_on(&index)?],
-                false => Vec::new(),
+            let request = EditRequest {
+                instruction: args.instruction.clone(),
+                format: args.format,
+                follow_up: args.follow_up,
+                options: RequestOptions {
+                    max_tokens: args.max_tokens,
+                    temperature: args.temperature,
+                    max_context_tokens: args.context_tokens,
+                    retrieve: args.files,
+                },
             };
-            let model = crate::load::model(&session, !args.json).await?;
-            let cancel = cancel_on_ctrl_c();
-            let options = RequestOptions {
-                max_tokens: args.max_tokens,
-                temperature: args.temperature,
-                max_context_tokens: args.context_tokens,
-                retrieve: args.files,
+            let mut spinner = crate::load::Spinner::new(!args.json);
+            let quiet = !args.json && !args.stream;
+            let mut on_model = |e: ModelEvent| {
+                if let (true, ModelEvent::Loaded { name, .. }) = (quiet, &e) {
+                    eprintln!("asking {name} for the change…");
+                }
+                spinner.show(e);
             };
-            let mut quiet = |_: &str| true;
+            let mut silent = |_: &str| true;
             let mut sink = stdout_sink(args.json);
-            let sink: &mut (dyn perimeter_engine::inference::TokenSink + Send) = if args.stream || args.json { &mut sink } else { &mut quiet };
-            if !args.json && !args.stream {
-                eprintln!("asking {} for the change…", model.name());
-            }
-            assistant::propose_edit(&model, &index, &history, &args.instruction, args.format, &options, sink, &cancel).await?
+            let text: &mut (dyn TokenSink + Send) = if quiet { &mut silent } else { &mut sink };
+            session.propose_edit(root, &request, "edit", Streams { model: &mut on_model, text }).await?
         }
     };
-    Proposals::new(index.data_dir()).save(&proposal)?;
     if args.stream && !args.json && !proposal.answer.ends_with('\n') {
         println!();
     }
@@ -150,9 +159,9 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
         (None, true) => Some(Selection::All),
         (None, false) => None,
     };
-    let (applied, held) = match &selection {
-        Some(sel) if !proposal.files.is_empty() => apply_unless_held(&index, &proposal, sel, args.confirm)?,
-        _ => (None, held_paths(&proposal, args.confirm)),
+    let Applied { change: applied, held } = match &selection {
+        Some(sel) if !proposal.files.is_empty() => session.apply(root, Some(&proposal.id), sel, args.confirm)?,
+        _ => Applied { change: None, held: held_paths(&proposal, args.confirm) },
     };
 
     if args.json {
@@ -183,41 +192,12 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The latest proposal's request and answer, as the earlier turn of a follow-up.
-fn follow_up_on(index: &ProjectIndex) -> anyhow::Result<Exchange> {
-    let latest = Proposals::new(index.data_dir())
-        .latest()?
-        .ok_or_else(|| anyhow::anyhow!("no earlier proposal in this project to follow up on — ask for the change without --follow-up"))?;
-    Ok(Exchange { question: latest.instruction, sent: None, answer: latest.answer })
-}
-
 /// The held changes that stay unapplied: all of them, unless the user confirmed.
 fn held_paths(p: &Proposal, confirm: bool) -> Vec<String> {
     if confirm {
         return Vec::new();
     }
     p.held().map(|f| f.path.clone()).collect()
-}
-
-/// Applies `selection`, leaving out the held changes unless `confirm`; returns the applied
-/// change (none when everything chosen was held) and the held paths left out.
-pub(crate) fn apply_unless_held(
-    index: &ProjectIndex,
-    p: &Proposal,
-    selection: &Selection,
-    confirm: bool,
-) -> anyhow::Result<(Option<edit::AppliedChange>, Vec<String>)> {
-    let held = held_paths(p, confirm);
-    let selection = if confirm { selection.clone() } else { p.unheld(selection) };
-    let nothing_left = match &selection {
-        Selection::Hunks(h) => h.is_empty(),
-        Selection::Files(f) => f.is_empty(),
-        Selection::All => false,
-    };
-    if nothing_left && !held.is_empty() {
-        return Ok((None, held));
-    }
-    Ok((Some(apply(index, p, &selection, confirm)?), held))
 }
 
 fn print_held_note(held: &[String], applying: bool) {
@@ -231,25 +211,6 @@ fn print_held_note(held: &[String], applying: bool) {
         if applying { " and was not applied" } else { "" },
         if held.len() == 1 { "it" } else { "them" },
     );
-}
-
-fn from_answer_file(index: &ProjectIndex, args: &EditArgs, file: &PathBuf) -> anyhow::Result<Proposal> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let answer = EditAnswer {
-        model: format!("answer file {}", file.display()),
-        text,
-        stop: StopReason::EndOfText,
-        usage: Usage::default(),
-        context: PromptReport::default(),
-    };
-    let format = args.format.unwrap_or(EditFormat::WholeFile);
-    // The prompt that led to this answer is unknown, so no edit counts as blind.
-    Ok(edit::propose(index.root(), &index.paths()?, &args.instruction, format, answer, &HashMap::new(), false))
-}
-
-fn apply(index: &ProjectIndex, p: &Proposal, selection: &Selection, confirm: bool) -> anyhow::Result<edit::AppliedChange> {
-    let history = edit::history(index.data_dir());
-    Ok(edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, selection, confirm)?)
 }
 
 /// The proposal as a unified diff, hunks numbered for `--apply-hunks`, coloured on a terminal.
@@ -292,30 +253,34 @@ fn print_proposal(p: &Proposal) {
 }
 
 pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let index = crate::index::open(&args.project)?;
-    let proposals = Proposals::new(index.data_dir());
-    let proposal = match &args.id {
-        Some(id) => proposals.load(id)?,
-        None => proposals.latest()?.ok_or_else(|| anyhow::anyhow!("no proposal yet — `perimeter edit --project DIR \"…\"`"))?,
-    };
+    let session = crate::index::session()?;
+    let index = crate::index::open(&session, &args.project)?;
     let selection = match (&args.hunks, &args.files) {
         (Some(h), _) => Selection::Hunks(h.clone()),
         (None, Some(f)) => Selection::Files(f.clone()),
         (None, None) => Selection::All,
     };
-    let (applied, held) = apply_unless_held(&index, &proposal, &selection, args.confirm)?;
+    let Applied { change, held } = session.apply(index.root(), args.id.as_deref(), &selection, args.confirm)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "applied": applied, "held": held }))?);
+        println!("{}", serde_json::to_string_pretty(&json!({ "applied": change, "held": held }))?);
     } else {
-        for f in applied.iter().flat_map(|a| &a.files) {
+        for f in change.iter().flat_map(|a| &a.files) {
             println!("{:<7} {}", format!("{:?}", f.kind).to_lowercase(), f.path);
         }
-        if let Some(a) = &applied {
+        if let Some(a) = &change {
             println!("applied as change {}", a.id);
         }
-        for f in proposal.held().filter(|f| held.contains(&f.path)) {
-            let hold = f.hold.as_ref().expect("held");
-            eprintln!("held: {} — {}; safer: {}", f.path, hold.reason, hold.safe_action);
+        if !held.is_empty() {
+            let proposals = session.proposals(index.root())?;
+            let proposal = match (&args.id, change.as_ref()) {
+                (_, Some(a)) => proposals.load(&a.proposal_id)?,
+                (Some(id), None) => proposals.load(id)?,
+                (None, None) => proposals.latest()?.ok_or(perimeter_engine::Error::NoProposal)?,
+            };
+            for f in proposal.held().filter(|f| held.contains(&f.path)) {
+                let hold = f.hold.as_ref().expect("held");
+                eprintln!("held: {} — {}; safer: {}", f.path, hold.reason, hold.safe_action);
+            }
         }
         print_held_note(&held, true);
     }
@@ -323,8 +288,9 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
-    let index = crate::index::open(&args.project)?;
-    let undone = edit::undo(index.root(), &edit::history(index.data_dir()), args.id.as_deref())?;
+    let session = crate::index::session()?;
+    let index = crate::index::open(&session, &args.project)?;
+    let undone = session.undo(index.root(), args.id.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&undone)?);
     } else {
@@ -337,8 +303,9 @@ pub fn run_undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let index = crate::index::open(&args.project)?;
-    let changes = edit::history(index.data_dir()).list()?;
+    let session = crate::index::session()?;
+    let index = crate::index::open(&session, &args.project)?;
+    let changes = session.history(index.root())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else if changes.is_empty() {

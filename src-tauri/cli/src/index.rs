@@ -1,14 +1,12 @@
 //! `perimeter index`, `perimeter search` and `perimeter watch`: a project's index from a terminal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use perimeter_engine::index::{IndexSummary, ProjectIndex, SearchOptions};
-use perimeter_engine::inference::CancellationToken;
-use perimeter_engine::projects::Projects;
 use perimeter_engine::session::{Overrides, Session};
 use serde_json::json;
 
@@ -45,13 +43,15 @@ pub struct WatchArgs {
     dir: PathBuf,
 }
 
-/// Opens the index of `dir`, adding it to the project list first (as the app's "Open folder").
-pub(crate) fn open(dir: &PathBuf) -> anyhow::Result<Arc<ProjectIndex>> {
-    open_in(&Session::open(Overrides::default())?, dir)
+/// The session of a command that needs no model, with Ctrl-C stopping its jobs.
+pub(crate) fn session() -> anyhow::Result<Arc<Session>> {
+    let session = Arc::new(Session::open(Overrides::default())?);
+    crate::stream::stop_on_ctrl_c(&session);
+    Ok(session)
 }
 
-/// As [`open`], in a session the command already has (for its model).
-pub(crate) fn open_in(session: &Session, dir: &PathBuf) -> anyhow::Result<Arc<ProjectIndex>> {
+/// Adds `dir` to the projects (as the app's "Open folder") and opens its index.
+pub(crate) fn open(session: &Session, dir: &Path) -> anyhow::Result<Arc<ProjectIndex>> {
     Ok(session.add_project(dir)?.1)
 }
 
@@ -69,10 +69,10 @@ pub enum ProjectsCommand {
 }
 
 pub fn run_projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {
-    let projects = Projects::default_location();
+    let session = session()?;
     match cmd {
         ProjectsCommand::List { json } => {
-            let all = projects.list()?;
+            let all = session.project_list().list()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else if all.is_empty() {
@@ -84,11 +84,11 @@ pub fn run_projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ProjectsCommand::Add { dir } => {
-            let index = open(&dir)?;
-            let s = update(&index, true)?;
+            let index = open(&session, &dir)?;
+            let s = update(&session, &index, true)?;
             println!("added {} ({} files indexed)", index.root().display(), s.files_indexed + s.files_unchanged);
         }
-        ProjectsCommand::Remove { dir } => match projects.remove(&dir)? {
+        ProjectsCommand::Remove { dir } => match session.remove_project(&dir)? {
             Some(p) => println!("removed {} and its index", p.root.display()),
             None => anyhow::bail!("{} is not a project; `perimeter projects list` shows them", dir.display()),
         },
@@ -96,42 +96,30 @@ pub fn run_projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Brings the index up to date with a progress bar (files, MB/s, ETA); Ctrl-C stops it
-/// cleanly, keeping what was committed.
-pub(crate) fn update(index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSummary> {
+/// Brings the project's index up to date with a progress bar (files, MB/s, ETA), as a
+/// session job: Ctrl-C stops it cleanly, keeping what was committed.
+pub(crate) fn update(session: &Session, index: &ProjectIndex, show: bool) -> anyhow::Result<IndexSummary> {
     let bar = if show { ProgressBar::new(0) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("indexing [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let cancel = CancellationToken::new();
-    // Indexing runs inside the runtime when a command (ask, edit) needs an index first.
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        let on_interrupt = cancel.clone();
-        handle.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_interrupt.cancel();
-            }
-        });
-    }
     let started = std::time::Instant::now();
-    let summary = index.update(
-        &mut |p| {
-            bar.set_length(p.files_total as u64);
-            bar.set_position(p.files_done as u64);
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{:.1} MB/s", p.bytes_done as f64 / 1e6 / secs));
-        },
-        &cancel,
-    );
+    let summary = session.index_project(index.root(), &mut |p| {
+        bar.set_length(p.files_total as u64);
+        bar.set_position(p.files_done as u64);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!("{:.1} MB/s", p.bytes_done as f64 / 1e6 / secs));
+    });
     bar.finish_and_clear();
     Ok(summary?)
 }
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
-    let index = open(&args.dir)?;
-    let s = update(&index, !args.json)?;
+    let session = session()?;
+    let index = open(&session, &args.dir)?;
+    let s = update(&session, &index, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
@@ -154,8 +142,9 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
-    let index = open(&args.dir)?;
-    update(&index, !args.json)?;
+    let session = session()?;
+    let index = open(&session, &args.dir)?;
+    update(&session, &index, !args.json)?;
     let options = SearchOptions { limit: args.limit, path_prefix: args.path, language: args.lang };
     let results = index.search(&args.query, &options)?;
     if args.json {
@@ -186,8 +175,9 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let index = open(&args.dir)?;
-    let s = update(&index, true)?;
+    let session = session()?;
+    let index = open(&session, &args.dir)?;
+    let s = update(&session, &index, true)?;
     println!("watching {} ({} files indexed, {} unchanged); Ctrl-C to stop", index.root().display(), s.files_indexed, s.files_unchanged);
     let _watcher = perimeter_engine::index::watch::watch(index.clone(), |result, paths| match result {
         Ok(s) => println!(

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clap::Args;
 use perimeter_engine::inference::{ComputeDtype, LoadOptions, LocalModel, Model};
-use perimeter_engine::models::{Catalog, ModelStore};
 use perimeter_engine::session::{ModelEvent, Overrides, ServerSettings, Session};
 
 use crate::progress;
@@ -29,14 +28,46 @@ pub struct ServerArgs {
     pub server_timeout: u64,
 }
 
+/// A model on this machine, loaded outside any request (`serve`, `bench`): `name` (an
+/// installed model or a file) or else the one the user chose, found as the session finds it.
 pub async fn load_model(name: Option<&str>, options: &LoadOptions, show_progress: bool) -> anyhow::Result<LocalModel> {
-    let path = ModelStore::default_location().resolve(name, &Catalog::builtin())?;
-    let spinner = show_progress.then(|| progress::spinner(&format!("loading {}", path.display())));
+    let overrides = Overrides { model: name.map(str::to_string), load: options.clone(), ..Overrides::default() };
+    let path = Session::open(overrides)?.model_file()?;
+    let mut spinner = Spinner::new(show_progress);
+    spinner.show(ModelEvent::Loading { source: path.display().to_string() });
     let result = LocalModel::load(&path, options).await;
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
+    spinner.show(ModelEvent::Unloaded);
     Ok(result?)
+}
+
+/// A spinner on the terminal while a model loads (or a company server connects).
+pub struct Spinner {
+    enabled: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Spinner {
+    pub fn new(enabled: bool) -> Spinner {
+        Spinner { enabled, bar: None }
+    }
+
+    /// Follows the session's model events: spinning from `Loading` until anything else.
+    pub fn show(&mut self, event: ModelEvent) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if let ModelEvent::Loading { source } = event {
+            self.bar = self.enabled.then(|| progress::spinner(&format!("loading {source}")));
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Which model answers a request: an installed one (with its compute precision), or the
@@ -70,15 +101,6 @@ impl ModelChoice {
 
 /// The session's model, with a spinner while it loads.
 pub async fn model(session: &Session, show_progress: bool) -> anyhow::Result<Arc<Model>> {
-    let mut spinner = None;
-    let model = session
-        .model(&mut |e| match e {
-            ModelEvent::Loading { source } if show_progress => spinner = Some(progress::spinner(&format!("loading {source}"))),
-            _ => {}
-        })
-        .await;
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
-    Ok(model?)
+    let mut spinner = Spinner::new(show_progress);
+    Ok(session.model(&mut |e| spinner.show(e)).await?)
 }

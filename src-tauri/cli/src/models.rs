@@ -73,7 +73,8 @@ pub enum ModelsCommand {
 }
 
 pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
-    let store = ModelStore::default_location();
+    let session = Session::open(Overrides::default())?;
+    let store = session.model_store();
     let catalog = Catalog::builtin();
     match cmd {
         ModelsCommand::List { json } => {
@@ -95,7 +96,7 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                     if is_installed { "yes" } else { "" }
                 );
             }
-            let in_use = Session::open(Overrides::default())?.model_file().ok();
+            let in_use = session.model_file().ok();
             println!("\nInstalled in {}:", store.dir().display());
             if installed.is_empty() {
                 println!("  none — run scripts/fetch-models.sh, or `perimeter models import FILE`");
@@ -150,7 +151,7 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             let removed = store.remove(&name)?;
-            Session::open(Overrides::default())?.model_removed(&removed.id).await?;
+            session.model_removed(&removed.id).await?;
             if removed.linked {
                 println!("removed {} from the list; its file stays at {}", removed.id, removed.file.display());
             } else {
@@ -159,7 +160,6 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Use { name, largest: _ } => {
-            let session = Session::open(Overrides::default())?;
             session.choose_model(name).await?;
             println!("requests will use {}", session.model_file()?.display());
             Ok(ExitCode::SUCCESS)

@@ -2,7 +2,10 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
 use perimeter_engine::inference::{CancellationToken, Generation, StopReason, Usage};
+use perimeter_engine::session::Session;
 use serde_json::json;
 
 /// A token that Ctrl-C cancels (generation stops and what was produced is still reported);
@@ -19,6 +22,20 @@ pub fn cancel_on_ctrl_c() -> CancellationToken {
         }
     });
     cancel
+}
+
+/// Ctrl-C stops the session's jobs in flight (a generation keeps and reports what it
+/// produced, an indexing run what it committed); a second Ctrl-C exits.
+pub fn stop_on_ctrl_c(session: &Arc<Session>) {
+    let session = session.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            session.shut_down();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 /// Writes each piece of text to stdout, raw or as `{"event":"token"}` lines. A closed

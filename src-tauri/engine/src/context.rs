@@ -40,7 +40,7 @@ pub struct Exchange {
 }
 
 /// An excerpt as it was (or was not) put in the prompt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ExcerptUse {
     pub path: String,
     pub start_line: usize,
@@ -57,7 +57,7 @@ fn score_or_named<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result
 }
 
 /// What went into a prompt, for the UI's "context" panel and `--show-context`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct PromptReport {
     pub context_window: usize,
     /// Tokens of the whole prompt as the model sees it.

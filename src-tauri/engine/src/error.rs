@@ -139,6 +139,12 @@ pub enum Error {
     #[error("there is no applied change to undo in this project")]
     NothingToUndo,
 
+    #[error("there is no proposal in this project yet; ask for a change first (`perimeter edit --project DIR \"…\"`)")]
+    NoProposal,
+
+    #[error("request {job} is already running; wait for it to finish or stop it")]
+    JobRunning { job: String },
+
     #[error("no {kind} `{id}` in this project; `perimeter history --project DIR` lists them")]
     UnknownRecord { kind: &'static str, id: String },
 
@@ -198,6 +204,8 @@ impl Error {
             Error::UndoConflict { .. } => "undo_conflict",
             Error::AlreadyUndone { .. } => "already_undone",
             Error::NothingToUndo => "nothing_to_undo",
+            Error::NoProposal => "no_proposal",
+            Error::JobRunning { .. } => "job_running",
             Error::UnknownRecord { .. } => "unknown_record",
             Error::EmptySelection(_) => "empty_selection",
             Error::HeldChange { .. } => "held_change",
@@ -228,6 +236,7 @@ impl Error {
             Error::NoModelInstalled => "no model is installed; in Models, download the recommended one or import a .gguf file \
                 you have (Import .gguf…, or drop it on the window)"
                 .to_string(),
+            Error::NoProposal => "there is no proposal in this project yet; ask for a change in Changes first".to_string(),
             Error::UnknownRecord { kind, id } => format!("no {kind} `{id}` in this project; Changes lists them"),
             Error::EmptySelection(detail) => format!("the selection matches no change in the proposal ({detail}); tick at least one hunk"),
             // Their reasons are written where the refusal is found, with the terminal's remedy.
@@ -319,6 +328,7 @@ mod tests {
             Error::DownloadCancelled { model: "m".into(), kept: 3 << 20, part: "m.part".into() },
             Error::UnknownRecord { kind: "change", id: "1".into() },
             Error::EmptySelection("hunk 9".into()),
+            Error::NoProposal,
         ];
         for e in &all {
             let window = e.message_for(Host::Window);

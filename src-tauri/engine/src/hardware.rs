@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 pub mod bandwidth;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct HardwareProfile {
     pub os: String,
     pub arch: String,
@@ -26,7 +26,7 @@ pub struct HardwareProfile {
     pub memory_read_bytes_per_s: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct CpuInfo {
     pub model: String,
     pub physical_cores: usize,
@@ -36,7 +36,7 @@ pub struct CpuInfo {
     pub features: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct GpuInfo {
     pub vendor: String,
     pub name: String,
@@ -88,7 +88,7 @@ impl HardwareProfile {
             ram_available_bytes: sys.as_ref().map_or(0, |s| s.available_memory()),
             gpus,
             unified_memory: cfg!(all(target_os = "macos", target_arch = "aarch64")),
-            inference_backends: crate::inference::compiled_backends(),
+            inference_backends: compiled_backends(),
             memory_read_bytes_per_s: None,
         }
     }
@@ -154,6 +154,19 @@ pub fn require_compiled_simd() -> Result<()> {
     Ok(())
 }
 
+/// The inference backends compiled into this build (the engine's `cuda` and `metal`
+/// features), so the fit never promises a GPU this build cannot use.
+pub fn compiled_backends() -> Vec<String> {
+    let mut b = vec!["cpu".to_string()];
+    if cfg!(feature = "cuda") {
+        b.push("cuda".to_string());
+    }
+    if cfg!(feature = "metal") {
+        b.push("metal".to_string());
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,3 +180,4 @@ mod tests {
         require_compiled_simd().expect("the test machine runs the binary it built");
     }
 }
+

@@ -7,8 +7,9 @@
 //!    model as fitting on the GPU, in RAM, or too large, and recommends one.
 //! 2. [`models::store`] holds the installed GGUF files, each checked by [`models::gguf`]
 //!    before it is copied or loaded.
-//! 3. [`projects`] lists the folders the user added; [`index`] keeps a tantivy index of each, fresh through a file watcher, and
-//!    ranks its files and chunks for a question.
+//! 3. [`projects`] lists the folders the user added and lays out each one's data (index,
+//!    conversations, proposals, history); [`index`] keeps a tantivy index of each, fresh
+//!    through a file watcher, and ranks its files and chunks for a question.
 //! 4. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
 //!    token sink, cancellable at any token.
 //! 5. [`assistant`] answers a question from the project (retrieval, a prompt fitted to the
@@ -17,7 +18,9 @@
 //!    reviewable proposal, applies atomically and can undo.
 //!
 //! [`session`] holds all of it for a host (the app, the CLI): the user's settings, the
-//! loaded model, the open projects and the cancellation of every long job.
+//! loaded model, the open projects and the cancellation of every long job; and it serves
+//! the requests themselves (a question, a change proposed, applied, undone), so both hosts
+//! only present them.
 //!
 //! [`network`] decides whether any connection may be opened (offline by default, or an
 //! allowlist an administrator can cap) and logs every one that is; nothing in the steps above

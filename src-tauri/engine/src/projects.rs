@@ -1,18 +1,44 @@
-//! The projects a user has added: a list in the app's data folder. Each project's index
-//! lives beside it in `projects/<id>/index`, keyed by the project's canonical path.
+//! The projects a user has added: a list in the app's data folder. Each project has its own
+//! folder there, `projects/<id>/` keyed by the project's canonical path, which holds its
+//! index, conversations, proposals and history of applied changes; [`Project`] knows that
+//! layout, so nothing else has to.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use crate::assistant::Conversations;
+use crate::edit::{History, Proposals};
 use crate::error::{Error, IoContext, Result};
-use crate::index::index_dir_for;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Project {
     pub name: String,
+    /// The user's folder (canonical).
     pub root: PathBuf,
+    /// The tantivy index, in the project's folder in the app's data.
     pub index_dir: PathBuf,
+}
+
+impl Project {
+    /// The project's folder in the app's data (never inside the user's folder).
+    pub fn data_dir(&self) -> &Path {
+        self.index_dir.parent().unwrap_or(&self.index_dir)
+    }
+
+    pub fn conversations(&self) -> Conversations {
+        Conversations::new(self.data_dir())
+    }
+
+    pub fn proposals(&self) -> Proposals {
+        Proposals::new(self.data_dir())
+    }
+
+    /// The applied changes, with what undo needs.
+    pub fn history(&self) -> History {
+        crate::edit::history(self.data_dir())
+    }
 }
 
 /// The list of added projects, stored as JSON in the data folder.
@@ -51,7 +77,9 @@ impl Projects {
             return Ok(p.clone());
         }
         let name = root.file_name().map_or_else(|| root.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let project = Project { name, index_dir: index_dir_for(&root)?, root };
+        let id = hex::encode(&Sha256::digest(root.to_string_lossy().as_bytes())[..8]);
+        let data_dir = self.file.parent().unwrap_or(Path::new("."));
+        let project = Project { name, index_dir: data_dir.join("projects").join(id).join("index"), root };
         all.push(project.clone());
         self.save(&all)?;
         Ok(project)
@@ -64,7 +92,9 @@ impl Projects {
         let Some(pos) = all.iter().position(|p| p.root == root) else { return Ok(None) };
         let project = all.remove(pos);
         self.save(&all)?;
-        if let Some(dir) = project.index_dir.parent().filter(|d| d.starts_with(self.file.parent().unwrap_or(Path::new("/nonexistent")))) {
+        // Only a folder of our own layout inside the data folder is deleted.
+        let (dir, data_dir) = (project.data_dir(), self.file.parent().unwrap_or(Path::new("/nonexistent")));
+        if dir != project.index_dir && dir.starts_with(data_dir) {
             let _ = std::fs::remove_dir_all(dir);
         }
         Ok(Some(project))

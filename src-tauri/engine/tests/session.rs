@@ -1,16 +1,19 @@
-//! The engine session as both hosts drive it, without a window or a terminal: the model
-//! choice kept between runs, loading with events, the company server switch, projects only
-//! by registration, and one cancellation for every long job. Needs the dev model
+//! The engine session as both hosts drive it, without a window or a terminal (the test host):
+//! the model choice kept between runs, loading with events, the company server switch,
+//! projects only by registration, one cancellation for every long job, and the requests
+//! themselves: a question in a conversation, a change proposed, applied and undone. Needs the dev model
 //! (`scripts/fetch-models.sh --all`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use perimeter_engine::inference::CancellationToken;
+use perimeter_engine::assistant::RequestOptions;
+use perimeter_engine::edit::{EditFormat, Selection};
+use perimeter_engine::inference::{CancellationToken, StopReason};
 use perimeter_engine::models::store::ImportMode;
 use perimeter_engine::models::Catalog;
 use perimeter_engine::network::NetworkPolicy;
-use perimeter_engine::session::{ModelEvent, Overrides, Session};
+use perimeter_engine::session::{ConversationChoice, EditRequest, ModelEvent, Overrides, Session, Streams};
 use perimeter_engine::Error;
 
 /// The network policy and index folders follow the process's data folder; every test here
@@ -128,10 +131,13 @@ async fn only_added_projects_open_and_each_opens_once() {
     assert!(matches!(e, Error::NotAProject { .. }), "{e}");
     let (project, index) = session.add_project(folder.path()).unwrap();
     assert!(Arc::ptr_eq(&index, &session.project(folder.path()).unwrap()));
+    // Its index, conversations and proposals live in this session's data folder.
+    assert!(project.index_dir.starts_with(dir.path()) && project.data_dir().starts_with(dir.path()), "{project:?}");
     assert_eq!(session.project_status(&project.root).map(|(_, watching)| watching), Some(false));
 
     session.remove_project(folder.path()).unwrap();
     assert!(session.project(folder.path()).is_err());
+    assert!(!project.data_dir().exists(), "its data goes with it");
     assert!(folder.path().join("main.rs").is_file(), "the folder itself is never touched");
 }
 
@@ -160,4 +166,107 @@ async fn one_cancellation_for_every_job_and_closing_stops_them_all() {
     assert!(download.is_cancelled() && indexing.is_cancelled());
     let summary = index.update(&mut |_| {}, &indexing).unwrap();
     assert!(summary.cancelled && summary.files_indexed == 0, "{summary:?}");
+}
+
+/// A session with the dev model chosen and a small project added.
+async fn session_with_project() -> (tempfile::TempDir, tempfile::TempDir, Session) {
+    let (dir, id) = data_dir_with_dev_model();
+    let session = Session::at(dir.path(), Overrides::default()).unwrap();
+    session.choose_model(Some(id)).await.unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("math.rs"), "/// Adds two numbers.\npub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n").unwrap();
+    session.add_project(project.path()).unwrap();
+    session.index_project(project.path(), &mut |_| {}).unwrap();
+    (dir, project, session)
+}
+
+fn short(max_tokens: usize) -> RequestOptions {
+    RequestOptions { max_tokens, ..RequestOptions::for_questions() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_question_streams_its_answer_and_is_kept_in_its_conversation() {
+    let (_dir, project, session) = session_with_project().await;
+    let root = project.path();
+    let (mut events, mut text) = (Vec::new(), String::new());
+    let streams = Streams { model: &mut |e| events.push(e), text: &mut |t: &str| { text.push_str(t); true } };
+    let first = session.ask(root, ConversationChoice::New, "What does add do?", &short(12), "q1", streams).await.unwrap();
+    assert!(!first.turn.answer.is_empty() && text == first.turn.answer, "{text:?} vs {:?}", first.turn.answer);
+    assert!(matches!(&events[..], [ModelEvent::Loading { .. }, ModelEvent::Loaded { .. }]), "{events:?}");
+    assert!(first.turn.context.included.iter().any(|e| e.path == "math.rs"), "{:?}", first.turn.context);
+    assert!(!session.is_running("q1"), "the job ends with the request");
+
+    // --continue: the same conversation, one turn longer, and the model is not loaded again.
+    let mut later = Vec::new();
+    let streams = Streams { model: &mut |e| later.push(e), text: &mut |_: &str| true };
+    let second = session.ask(root, ConversationChoice::Latest, "And its types?", &short(8), "q2", streams).await.unwrap();
+    assert_eq!(second.conversation.id, first.conversation.id);
+    assert!(later.is_empty(), "{later:?}");
+    let kept = session.conversations(root).unwrap().load(&first.conversation.id).unwrap();
+    assert_eq!(kept.turns.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_is_stopped_by_cancelling_its_job_and_keeps_what_it_had() {
+    let (_dir, project, session) = session_with_project().await;
+    let root = project.path();
+    // The user presses Stop as the first piece of the answer arrives.
+    let stopper = &session;
+    let streams = Streams { model: &mut |_| {}, text: &mut |_: &str| { stopper.cancel("q"); true } };
+    let answered = session.ask(root, ConversationChoice::New, "Explain add in detail.", &short(200), "q", streams).await.unwrap();
+    assert_eq!(answered.turn.stop, StopReason::Cancelled);
+    assert!(answered.turn.usage.completion_tokens < 10, "{:?}", answered.turn.usage);
+    assert_eq!(session.conversations(root).unwrap().list().unwrap().len(), 1, "the partial answer is kept");
+
+    // One request per id: a second request under a running id is refused.
+    let _running = session.start_job("busy").unwrap();
+    let streams = Streams { model: &mut |_| {}, text: &mut |_: &str| true };
+    let Err(e) = session.ask(root, ConversationChoice::New, "Again?", &short(4), "busy", streams).await else { panic!("ran twice") };
+    assert!(matches!(e, Error::JobRunning { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_is_proposed_applied_and_undone_through_the_session() {
+    let (_dir, project, session) = session_with_project().await;
+    let root = project.path();
+    let file = root.join("math.rs");
+    let before = std::fs::read(&file).unwrap();
+
+    // A follow-up needs an earlier proposal.
+    let follow_up = EditRequest {
+        instruction: "The tests still fail.".into(),
+        format: None,
+        follow_up: true,
+        options: RequestOptions { max_tokens: 16, ..RequestOptions::for_edits() },
+    };
+    let Err(e) = session.propose_edit(root, &follow_up, "e0", Streams { model: &mut |_| {}, text: &mut |_: &str| true }).await else {
+        panic!("a follow-up with nothing to follow")
+    };
+    assert!(matches!(e, Error::NoProposal), "{e}");
+
+    // The model's proposal is saved whatever it holds (the dev model cannot code).
+    let request = EditRequest { follow_up: false, instruction: "Make add saturate on overflow.".into(), ..follow_up };
+    let mut streamed = String::new();
+    let streams = Streams { model: &mut |_| {}, text: &mut |t: &str| { streamed.push_str(t); true } };
+    let proposal = session.propose_edit(root, &request, "e1", streams).await.unwrap();
+    assert_eq!(proposal.answer, streamed);
+    assert_eq!(session.proposals(root).unwrap().latest().unwrap().map(|p| p.id), Some(proposal.id));
+
+    // An answer with a real change: applied (the latest proposal), recorded, undone exactly.
+    let answer = "math.rs\n```rust\n/// Adds two numbers, saturating.\npub fn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```\n";
+    let proposal = session.propose_from_answer(root, "Make add saturate.", answer.into(), "test", EditFormat::WholeFile).unwrap();
+    assert_eq!(proposal.files.len(), 1, "{proposal:?}");
+    let applied = session.apply(root, None, &Selection::All, false).unwrap();
+    let change = applied.change.expect("applied");
+    assert!(applied.held.is_empty() && change.proposal_id == proposal.id);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("saturating_add"));
+    assert_eq!(session.history(root).unwrap().len(), 1);
+    session.undo(root, None).unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), before, "undo restores the exact bytes");
+
+    // Applying against a file the user changed since is a conflict that writes nothing.
+    std::fs::write(&file, "pub fn add() {}\n").unwrap();
+    let Err(e) = session.apply(root, Some(&proposal.id), &Selection::All, false) else { panic!("applied over the user's edit") };
+    assert!(matches!(e, Error::EditConflict { .. }), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "pub fn add() {}\n");
 }

@@ -2,16 +2,19 @@
 
 use std::path::PathBuf;
 
-use perimeter_engine::assistant::{self, RequestOptions};
-use perimeter_engine::edit::{self, AppliedChange, Proposal, Proposals, Selection};
+use perimeter_engine::assistant::RequestOptions;
+use perimeter_engine::edit::{Applied, AppliedChange, Proposal, Selection};
+use perimeter_engine::session::{EditRequest, Streams};
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, State};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
 
-use super::{CmdError, CmdResult, TokenEvent};
+use super::streams::{model_events, text_sink};
+use super::{CmdError, CmdResult};
 use crate::state::AppState;
 
-/// Asks the model for the change `instruction` describes; the answer streams as
-/// `edit-token` events and the saved proposal is returned.
+/// Asks the model for the change `instruction` describes; the answer streams into
+/// `on_text` and the saved proposal is returned.
 #[tauri::command]
 pub async fn propose_edit(
     app: AppHandle,
@@ -19,20 +22,14 @@ pub async fn propose_edit(
     root: PathBuf,
     instruction: String,
     request: String,
+    on_text: Channel<String>,
 ) -> CmdResult<Proposal> {
-    let index = state.session.project(&root).map_err(CmdError::from)?;
-    let model = super::chat::model(&app, &state).await?;
-    let cancel = state.session.start_job(&request).ok_or_else(|| format!("request {request} is already running"))?;
-    let mut sink = |text: &str| app.emit("edit-token", TokenEvent { request: &request, text }).is_ok();
-    let result =
-        assistant::propose_edit(&model, &index, &[], &instruction, None, &RequestOptions::for_edits(), &mut sink, &cancel).await;
-    state.session.end_job(&request);
-    let proposal = result.map_err(CmdError::from)?;
-    Proposals::new(index.data_dir()).save(&proposal).map_err(CmdError::from)?;
-    Ok(proposal)
+    let edit = EditRequest { instruction, format: None, follow_up: false, options: RequestOptions::for_edits() };
+    let streams = Streams { model: &mut model_events(&app), text: &mut text_sink(&on_text) };
+    state.session.propose_edit(&root, &edit, &request, streams).await.map_err(CmdError::from)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct ProposalSummary {
     id: String,
     instruction: String,
@@ -43,8 +40,7 @@ pub struct ProposalSummary {
 
 #[tauri::command]
 pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<ProposalSummary>> {
-    let index = state.session.project(&root).map_err(CmdError::from)?;
-    let all = Proposals::new(index.data_dir()).list().map_err(CmdError::from)?;
+    let all = state.session.proposals(&root)?.list()?;
     Ok(all
         .into_iter()
         .map(|p| ProposalSummary {
@@ -59,8 +55,7 @@ pub async fn proposals_list(state: State<'_, AppState>, root: PathBuf) -> CmdRes
 
 #[tauri::command]
 pub async fn proposal_load(state: State<'_, AppState>, root: PathBuf, id: String) -> CmdResult<Proposal> {
-    let index = state.session.project(&root).map_err(CmdError::from)?;
-    Proposals::new(index.data_dir()).load(&id).map_err(CmdError::from)
+    Ok(state.session.proposals(&root)?.load(&id)?)
 }
 
 /// Applies the chosen hunks of proposal `id`; a file changed since is a conflict, in words.
@@ -72,22 +67,17 @@ pub async fn proposal_apply(
     id: String,
     hunks: Option<Vec<usize>>,
     confirm: Option<bool>,
-) -> CmdResult<AppliedChange> {
-    let index = state.session.project(&root).map_err(CmdError::from)?;
-    let p = Proposals::new(index.data_dir()).load(&id).map_err(CmdError::from)?;
+) -> CmdResult<Applied> {
     let selection = hunks.map_or(Selection::All, Selection::Hunks);
-    let history = edit::history(index.data_dir());
-    edit::apply(index.root(), &history, &p.id, &p.instruction, &p.files, &selection, confirm.unwrap_or(false)).map_err(CmdError::from)
+    Ok(state.session.apply(&root, Some(&id), &selection, confirm.unwrap_or(false))?)
 }
 
 #[tauri::command]
 pub async fn undo(state: State<'_, AppState>, root: PathBuf, id: Option<String>) -> CmdResult<AppliedChange> {
-    let index = state.session.project(&root).map_err(CmdError::from)?;
-    edit::undo(index.root(), &edit::history(index.data_dir()), id.as_deref()).map_err(CmdError::from)
+    Ok(state.session.undo(&root, id.as_deref())?)
 }
 
 #[tauri::command]
 pub async fn history(state: State<'_, AppState>, root: PathBuf) -> CmdResult<Vec<AppliedChange>> {
-    let index = state.session.project(&root).map_err(CmdError::from)?;
-    edit::history(index.data_dir()).list().map_err(CmdError::from)
+    Ok(state.session.history(&root)?)
 }

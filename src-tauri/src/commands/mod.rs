@@ -7,11 +7,12 @@ pub mod models;
 pub mod network;
 pub mod projects;
 pub mod server;
+pub mod streams;
 
 /// What a command's failure sends the window: `kind`, a stable name the UI may decide by
 /// (the engine's [`perimeter_engine::Error::kind`], or `other`), and `message`, which says
 /// what to do.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct CmdError {
     pub kind: &'static str,
     pub message: String,
@@ -36,10 +37,3 @@ pub fn message(e: impl std::fmt::Display) -> CmdError {
     CmdError { kind: "other", message: e.to_string() }
 }
 
-
-/// A piece of streamed text, tagged with the request it belongs to.
-#[derive(Clone, serde::Serialize)]
-pub struct TokenEvent<'a> {
-    pub request: &'a str,
-    pub text: &'a str,
-}

@@ -5,18 +5,19 @@ use std::path::PathBuf;
 use perimeter_engine::hardware::HardwareProfile;
 use perimeter_engine::models::download::{self, partial_download, PullOptions, PullProgress};
 use perimeter_engine::models::store::{ImportMode, InstalledModel};
-use perimeter_engine::models::{assess, Assessment, Catalog, ModelStore, Role};
+use perimeter_engine::models::{assess, Assessment, Catalog, Role};
 use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
 use serde::Serialize;
-use tauri::{Emitter, State};
+use tauri::State;
 
 use super::{message, CmdError, CmdResult};
+use crate::events::{self, ImportProgress};
 use crate::state::AppState;
 
 /// Downloads are session jobs named by this prefix and the catalog id.
 const DOWNLOAD_JOB: &str = "download:";
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct HardwareSummary {
     hardware: HardwareProfile,
     assessment: Assessment,
@@ -31,7 +32,7 @@ pub async fn hardware_summary() -> HardwareSummary {
     HardwareSummary { hardware, assessment }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct ModelsOverview {
     installed: Vec<InstalledModel>,
     /// The installed model requests will use.
@@ -42,7 +43,7 @@ pub struct ModelsOverview {
 }
 
 /// A catalog model as the Models view lists it, with its download state.
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct CatalogEntry {
     id: String,
     display_name: String,
@@ -96,7 +97,7 @@ pub async fn model_pull(app: tauri::AppHandle, state: State<'_, AppState>, id: S
         let policy = NetworkPolicy::default_location().map_err(CmdError::from)?;
         let (store, catalog, log) = (state.session.model_store(), Catalog::builtin(), ConnectionLog::default_location());
         let mut progress = |p: &PullProgress| {
-            let _ = app.emit("model-download-progress", p);
+            events::MODEL_DOWNLOAD_PROGRESS.emit(&app, p.clone());
         };
         download::pull(&store, &catalog, &id, &policy, &log, &PullOptions::default(), &mut progress, &cancel).await.map_err(CmdError::from)
     }
@@ -122,23 +123,21 @@ pub fn model_discard_download(state: State<'_, AppState>, id: String) -> CmdResu
     state.session.model_store().discard_partial(&model.file_name).map_err(CmdError::from)
 }
 
-#[derive(Clone, Serialize)]
-struct ImportProgress {
-    file: String,
-    done: u64,
-    total: u64,
-}
-
 /// Imports a `.gguf` file, copied (or with `move_file`, moved) into the model folder, with
 /// `model-import-progress` events.
 #[tauri::command]
-pub async fn model_import(app: tauri::AppHandle, path: PathBuf, move_file: Option<bool>) -> CmdResult<InstalledModel> {
+pub async fn model_import(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+    path: PathBuf,
+    move_file: Option<bool>,
+) -> CmdResult<InstalledModel> {
     let file = path.display().to_string();
     let mode = if move_file == Some(true) { ImportMode::Move } else { ImportMode::Copy };
+    let store = state.session.model_store();
     tauri::async_runtime::spawn_blocking(move || {
-        let store = ModelStore::default_location();
         store.import(&path, mode, &Catalog::builtin(), &mut |done, total| {
-            let _ = app.emit("model-import-progress", ImportProgress { file: file.clone(), done, total });
+            events::MODEL_IMPORT_PROGRESS.emit(&app, ImportProgress { file: file.clone(), done, total });
         })
     })
     .await
@@ -151,7 +150,7 @@ pub async fn model_import(app: tauri::AppHandle, path: PathBuf, move_file: Optio
 #[tauri::command]
 pub async fn model_select(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<()> {
     state.session.choose_model(Some(id)).await.map_err(CmdError::from)?;
-    super::chat::model_unloaded(&app);
+    super::streams::model_unloaded(&app);
     Ok(())
 }
 
@@ -161,6 +160,6 @@ pub async fn model_select(app: tauri::AppHandle, state: State<'_, AppState>, id:
 pub async fn model_remove(app: tauri::AppHandle, state: State<'_, AppState>, id: String) -> CmdResult<InstalledModel> {
     let removed = state.session.model_store().remove(&id).map_err(CmdError::from)?;
     state.session.model_removed(&removed.id).await.map_err(CmdError::from)?;
-    super::chat::model_unloaded(&app);
+    super::streams::model_unloaded(&app);
     Ok(removed)
 }

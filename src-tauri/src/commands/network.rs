@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{CmdError, CmdResult};
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct NetworkStatus {
     mode: Mode,
     /// e.g. "Offline · nothing has left this machine".

@@ -4,15 +4,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use perimeter_engine::edit::target::checked_target;
-use perimeter_engine::index::{watch, IndexProgress, IndexSummary};
+use perimeter_engine::index::watch;
 use perimeter_engine::projects::Project;
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, Manager, State};
+use tauri::{AppHandle, Manager, State};
 
 use super::{CmdError, CmdResult};
+use crate::events::{self, IndexDone, IndexEvent, IndexUpdated};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct ProjectStatus {
     #[serde(flatten)]
     project: Project,
@@ -32,29 +33,6 @@ pub async fn projects_list(state: State<'_, AppState>) -> CmdResult<Vec<ProjectS
         .collect())
 }
 
-#[derive(Clone, Serialize)]
-struct IndexEvent {
-    root: PathBuf,
-    #[serde(flatten)]
-    progress: IndexProgress,
-    mb_per_s: f64,
-}
-
-#[derive(Clone, Serialize)]
-struct IndexDone {
-    root: PathBuf,
-    summary: Option<IndexSummary>,
-    error: Option<String>,
-}
-
-#[derive(Clone, Serialize)]
-struct IndexUpdated {
-    root: PathBuf,
-    paths: Vec<String>,
-    files: Option<usize>,
-    error: Option<String>,
-}
-
 /// Adds a folder (dropped on the window or chosen in the dialog) and indexes it in the
 /// background: `index-progress` events, then `index-done`, then `index-updated` whenever the
 /// watcher re-indexes changed files.
@@ -65,37 +43,32 @@ pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathB
     if state.session.project_status(&project.root).is_some_and(|(_, watching)| watching) {
         return Ok(project);
     }
-    // A job, so closing the window (or removing the project) stops the first indexing.
-    let job = format!("index:{}", project.root.display());
-    let Some(cancel) = state.session.start_job(&job) else {
-        return Ok(project); // already indexing; its events will come
-    };
     let root = project.root.clone();
     tauri::async_runtime::spawn_blocking(move || {
         let started = Instant::now();
         let mut last_emit = Instant::now() - std::time::Duration::from_secs(1);
-        let result = index.update(
-            &mut |p| {
-                // The UI needs a few updates a second, not one per file.
-                if last_emit.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
-                    last_emit = Instant::now();
-                    let mb_per_s = p.bytes_done as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-3);
-                    let _ = app.emit("index-progress", IndexEvent { root: root.clone(), progress: p.clone(), mb_per_s });
-                }
-            },
-            &cancel,
-        );
-        app.state::<AppState>().session.end_job(&job);
+        // A session job: closing the window (or removing the project) stops it.
+        let result = app.state::<AppState>().session.index_project(&root, &mut |p| {
+            // The UI needs a few updates a second, not one per file.
+            if last_emit.elapsed().as_millis() >= 100 || p.files_done == p.files_total {
+                last_emit = Instant::now();
+                let mb_per_s = p.bytes_done as f64 / 1e6 / started.elapsed().as_secs_f64().max(1e-3);
+                events::INDEX_PROGRESS.emit(&app, IndexEvent { root: root.clone(), progress: p.clone(), mb_per_s });
+            }
+        });
+        if let Err(perimeter_engine::Error::JobRunning { .. }) = result {
+            return; // already indexing; its events will come
+        }
         let (summary, error) = match result {
             Ok(s) => (Some(s), None),
-            Err(e) => (None, Some(e.to_string())),
+            Err(e) => (None, Some(e.message_for(perimeter_engine::Host::Window))),
         };
         // Watch before announcing: the UI refreshes on `index-done` and must see "watching".
         let error = match error {
             None => start_watching(&app, &root, index).err(),
             e => e,
         };
-        let _ = app.emit("index-done", IndexDone { root, summary, error });
+        events::INDEX_DONE.emit(&app, IndexDone { root, summary, error });
     });
     Ok(project)
 }
@@ -105,7 +78,7 @@ fn start_watching(
     root: &std::path::Path,
     index: std::sync::Arc<perimeter_engine::index::ProjectIndex>,
 ) -> Result<(), String> {
-    let events = app.clone();
+    let window = app.clone();
     let event_root = root.to_path_buf();
     let counted = index.clone();
     let watcher = watch::watch(index, move |result, paths| {
@@ -114,7 +87,7 @@ fn start_watching(
             Err(e) => (None, Some(e.to_string())),
         };
         let paths = paths.iter().cloned().collect();
-        let _ = events.emit("index-updated", IndexUpdated { root: event_root.clone(), paths, files, error });
+        events::INDEX_UPDATED.emit(&window, IndexUpdated { root: event_root.clone(), paths, files, error });
     });
     let watcher = watcher.map_err(|e| format!("Indexed, but changes will not be picked up until restart: {e}"))?;
     // The project may have been removed while it was indexing: then the watcher is dropped.
@@ -125,8 +98,6 @@ fn start_watching(
 /// Removes a project and its index (never the folder itself).
 #[tauri::command]
 pub async fn project_remove(state: State<'_, AppState>, root: PathBuf) -> CmdResult<()> {
-    let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
-    state.session.cancel(&format!("index:{}", canonical.display()));
     state.session.remove_project(&root).map_err(CmdError::from)?;
     Ok(())
 }

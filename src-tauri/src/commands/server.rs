@@ -9,7 +9,7 @@ use tauri::{AppHandle, State};
 use super::{CmdError, CmdResult};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ts_rs::TS)]
 pub struct ServerStatus {
     url: Option<String>,
     model: Option<String>,
@@ -31,7 +31,7 @@ pub async fn server_settings(state: State<'_, AppState>) -> CmdResult<ServerStat
 #[tauri::command]
 pub async fn server_use(app: AppHandle, state: State<'_, AppState>, url: String, model: Option<String>, api_key: Option<String>) -> CmdResult<()> {
     state.session.use_server(&url, model, api_key.as_deref()).await.map_err(CmdError::from)?;
-    super::chat::model_unloaded(&app);
+    super::streams::model_unloaded(&app);
     Ok(())
 }
 
@@ -40,6 +40,6 @@ pub async fn server_use(app: AppHandle, state: State<'_, AppState>, url: String,
 #[tauri::command]
 pub async fn server_stop_using(app: AppHandle, state: State<'_, AppState>) -> CmdResult<()> {
     state.session.stop_using_server().await.map_err(CmdError::from)?;
-    super::chat::model_unloaded(&app);
+    super::streams::model_unloaded(&app);
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use perimeter_engine::assistant::{self, Exchange, RequestOptions};
-use perimeter_engine::edit::{EditFormat, Proposals, Selection};
+use perimeter_engine::edit::{self, Applied, EditFormat, Proposals, Selection};
 use perimeter_engine::index::ProjectIndex;
 use perimeter_engine::inference::{CancellationToken, Model};
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,9 @@ impl Perimeter<'_> {
         let proposal =
             assistant::propose_edit(self.model, &index, history, instruction, self.format, &options, &mut quiet, &CancellationToken::new())
                 .await?;
-        Proposals::new(index.data_dir()).save(&proposal)?;
+        // The benchmark's own data folder for the project, as the app keeps one per project.
+        let data = index_dir.parent().unwrap_or(index_dir);
+        Proposals::new(data).save(&proposal)?;
         report.prompt_tokens = proposal.usage.prompt_tokens.unwrap_or(proposal.context.prompt_tokens);
         report.answer_tokens = proposal.usage.completion_tokens;
         if let Some(reason) = proposal.empty_reason() {
@@ -79,7 +81,8 @@ impl Perimeter<'_> {
             return Ok(proposal.answer);
         }
         // A held change counts as no edit: a user would have to confirm it first.
-        let (_, held) = crate::edit::apply_unless_held(&index, &proposal, &Selection::All, false)?;
+        let history = edit::history(data);
+        let Applied { held, .. } = edit::apply_proposal(index.root(), &history, &proposal, &Selection::All, false)?;
         if !held.is_empty() {
             report.no_edit_reason = Some(format!("held for confirmation: {}", held.join(", ")));
         }

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use perimeter_engine::assistant::Exchange;
 use perimeter_engine::edit::EditFormat;
 use perimeter_engine::inference::{cpu_threads, LoadOptions, Model};
-use perimeter_engine::models::{Catalog, ModelStore};
+use perimeter_engine::session::{Overrides, Session};
 
 use assistants::{Aider, Perimeter, Server, TryReport};
 use exercise::{copy_files, Exercise, Language};
@@ -117,7 +117,8 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         return check_examples(&exercises, &toolchain, &work);
     }
 
-    let path = ModelStore::default_location().resolve(args.model.as_deref(), &Catalog::builtin())?;
+    let overrides = Overrides { model: args.model.clone(), ..Overrides::default() };
+    let path = Session::open(overrides)?.model_file()?;
     let model = Model::Local(crate::load::load_model(Some(&path.to_string_lossy()), &LoadOptions::default(), true).await?);
     // The file names the quantisation; the name inside it may not (Qwen's Q4_K_M says "AWQ").
     let model_name = path.file_stem().map_or_else(|| model.name(), |s| s.to_string_lossy().into_owned());

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::edit::target::{resolve, Resolved};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Citation {
     /// As the answer wrote it.
     pub text: String,

@@ -11,7 +11,7 @@ use crate::inference::{StopReason, Usage};
 use crate::records::{new_id, now, RecordDir};
 
 /// One question and its answer, with what the answer was grounded on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Turn {
     pub question: String,
     /// The user message as the model was sent it (excerpts and question): the next turn sends
@@ -28,7 +28,7 @@ pub struct Turn {
     pub usage: Usage,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Conversation {
     pub id: String,
     pub title: String,
@@ -82,7 +82,7 @@ fn title_from(question: &str) -> String {
     format!("{cut}…")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ConversationSummary {
     pub id: String,
     pub title: String,

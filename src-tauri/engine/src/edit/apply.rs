@@ -31,7 +31,7 @@ pub enum Selection {
     Hunks(Vec<usize>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct AppliedFile {
     pub path: String,
     pub kind: ChangeKind,
@@ -46,7 +46,7 @@ pub struct AppliedFile {
     pub created_dirs: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct AppliedChange {
     pub id: String,
     pub proposal_id: String,

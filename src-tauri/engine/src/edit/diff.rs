@@ -9,7 +9,7 @@ use super::text::lines_with_endings;
 /// Unchanged lines shown around each change.
 const CONTEXT_LINES: usize = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum LineKind {
     Context,
@@ -17,7 +17,7 @@ pub enum LineKind {
     Removed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct DiffLine {
     pub kind: LineKind,
     /// The line without its line break.
@@ -26,7 +26,7 @@ pub struct DiffLine {
     pub no_newline: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Hunk {
     /// 1-based, across the whole proposal (what `--apply-hunks` and the UI select by).
     pub number: usize,

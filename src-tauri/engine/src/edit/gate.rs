@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::proposal::{ChangeKind, FileChange};
 
 /// Why a change waits for the user's explicit confirmation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Hold {
     pub kind: HoldKind,
     /// The reason, in words.
@@ -34,7 +34,7 @@ pub struct Hold {
     pub safe_action: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldKind {
     DeletesFile,

@@ -18,7 +18,7 @@ pub struct Found {
 }
 
 /// The lines of a file most like a search block that matched nowhere.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ClosestLines {
     /// 1-based.
     pub start_line: usize,

@@ -30,7 +30,7 @@ use crate::inference::{StopReason, Usage};
 use crate::records::RecordDir;
 
 /// One "change X" request and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Proposal {
     pub id: String,
     pub instruction: String,
@@ -137,6 +137,41 @@ pub fn propose(
         problems: changes.problems,
         unchanged: changes.unchanged,
     }
+}
+
+/// What an apply wrote, and the held changes it left out because they were not confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Applied {
+    /// `None` when everything chosen was held.
+    pub change: Option<AppliedChange>,
+    pub held: Vec<String>,
+}
+
+/// Applies `selection` of `proposal` to the project at `root` atomically, recording it in
+/// `history`. Changes held for confirmation are left out, and listed, unless `confirm`; a
+/// file changed since the proposal was made is a conflict and nothing is written.
+pub fn apply_proposal(
+    root: &std::path::Path,
+    history: &History,
+    proposal: &Proposal,
+    selection: &Selection,
+    confirm: bool,
+) -> Result<Applied> {
+    let held: Vec<String> = match confirm {
+        true => Vec::new(),
+        false => proposal.held().map(|f| f.path.clone()).collect(),
+    };
+    let selection = if confirm { selection.clone() } else { proposal.unheld(selection) };
+    let nothing_left = match &selection {
+        Selection::Hunks(h) => h.is_empty(),
+        Selection::Files(f) => f.is_empty(),
+        Selection::All => false,
+    };
+    if nothing_left && !held.is_empty() {
+        return Ok(Applied { change: None, held });
+    }
+    let change = apply(root, history, &proposal.id, &proposal.instruction, &proposal.files, &selection, confirm)?;
+    Ok(Applied { change: Some(change), held })
 }
 
 /// A project's proposals, kept so the app can apply one later and history can name it.

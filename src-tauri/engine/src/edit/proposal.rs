@@ -33,7 +33,7 @@ impl Snapshot {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Modify,
@@ -41,7 +41,7 @@ pub enum ChangeKind {
     Delete,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct FileChange {
     /// Project-relative, `/`-separated.
     pub path: String,
@@ -61,7 +61,7 @@ pub struct FileChange {
 }
 
 /// An edit block that produced no change, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct BlockProblem {
     /// 1-based block number in the model's answer.
     pub block: usize,

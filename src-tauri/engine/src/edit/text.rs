@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// How a file writes its line breaks and whether it ends with one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct LineStyle {
     /// Every line break is `\r\n` (a file that mixes styles keeps its `\r`s as text).
     pub crlf: bool,

@@ -99,7 +99,7 @@ fn schema() -> (Schema, Fields) {
 }
 
 /// Progress of an update, reported as files are read.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct IndexProgress {
     pub files_done: usize,
     pub files_total: usize,
@@ -108,7 +108,7 @@ pub struct IndexProgress {
 }
 
 /// What an update did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct IndexSummary {
     pub files_indexed: usize,
     pub files_unchanged: usize,
@@ -373,22 +373,10 @@ impl ProjectIndex {
         paths.sort();
         Ok(paths)
     }
-
-    /// Where this project's conversations, proposals and history live (beside its index).
-    pub fn data_dir(&self) -> &Path {
-        self.dir.parent().unwrap_or(&self.dir)
-    }
 }
 
 enum FileOutcome {
     Indexed { chunks: usize },
     Unchanged,
     Skipped(&'static str),
-}
-
-/// Where the index of the project at `root` lives: `<data>/projects/<hash of the path>/`.
-pub fn index_dir_for(root: &Path) -> Result<PathBuf> {
-    let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
-    let id = hex::encode(&Sha256::digest(root.to_string_lossy().as_bytes())[..8]);
-    Ok(crate::paths::data_dir().join("projects").join(id).join("index"))
 }

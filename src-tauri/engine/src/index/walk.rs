@@ -28,7 +28,7 @@ pub struct WalkedFile {
 }
 
 /// Why files were left out, with counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct SkipCounts(pub BTreeMap<String, usize>);
 
 impl SkipCounts {

@@ -58,7 +58,7 @@ impl Default for GenerationParams {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The model ended its answer.
@@ -73,7 +73,7 @@ pub enum StopReason {
 
 /// Figures for one generation. Rates are per second of wall time. The default is "nothing
 /// generated" (an answer that came from elsewhere).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Usage {
     /// Tokens in the prompt after the chat template; `None` when generation was cancelled
     /// before the engine reported it.
@@ -111,18 +111,6 @@ pub(crate) fn ms(d: std::time::Duration) -> f64 {
 /// `count` per second over `secs`; `None` when there is nothing to divide.
 pub(crate) fn rate(count: usize, secs: f64) -> Option<f64> {
     (secs > 0.0 && count > 0).then(|| count as f64 / secs)
-}
-
-/// Backends compiled into this build, for the hardware report.
-pub fn compiled_backends() -> Vec<String> {
-    let mut b = vec!["cpu".to_string()];
-    if cfg!(feature = "cuda") {
-        b.push("cuda".to_string());
-    }
-    if cfg!(feature = "metal") {
-        b.push("metal".to_string());
-    }
-    b
 }
 
 /// Sets the number of CPU threads inference uses. Call it once, before the first model is

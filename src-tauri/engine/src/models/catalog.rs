@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// The catalog shipped with this build.
 const BUILTIN: &str = include_str!("../../../../models/catalog.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Offered to users and considered by the hardware pick.

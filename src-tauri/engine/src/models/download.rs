@@ -42,7 +42,7 @@ impl Default for PullOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Hashing the bytes a previous attempt left, before asking for the rest.
@@ -51,7 +51,7 @@ pub enum Phase {
 }
 
 /// What a progress callback sees, about ten times a second.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct PullProgress {
     pub model: String,
     pub phase: Phase,

@@ -38,7 +38,7 @@ const VRAM_RESERVE_MIN: u64 = 768 << 20;
 /// macOS lets the GPU wire about two thirds of unified memory by default.
 const UNIFIED_GPU_SHARE_PERCENT: u64 = 65;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum FitClass {
     FitsGpu,
@@ -56,7 +56,7 @@ impl FitClass {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ModelFit {
     pub id: String,
     pub need_bytes: u64,
@@ -65,14 +65,14 @@ pub struct ModelFit {
     pub cpu_tokens_per_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Pick {
     pub id: String,
     pub placement: FitClass,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Assessment {
     pub ram_budget_bytes: u64,
     pub gpu_budget_bytes: Option<u64>,

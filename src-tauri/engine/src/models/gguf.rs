@@ -25,7 +25,7 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] =
     &["llama", "mistral3", "phi2", "phi3", "starcoder2", "qwen2", "qwen3", "qwen3moe"];
 
 /// What Perimeter needs to know about a model file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct GgufInfo {
     /// `general.architecture`, e.g. `llama`, `qwen2`, `gemma3`.
     pub architecture: String,

@@ -19,7 +19,7 @@ use crate::models::gguf::SUPPORTED_ARCHITECTURES;
 
 const MANIFEST: &str = "installed.json";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct InstalledModel {
     /// The catalog id when the file is a catalog model, else the file's name without `.gguf`.
     pub id: String,

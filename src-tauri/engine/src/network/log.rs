@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{paths, records, Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ConnectionRecord {
     /// Unix seconds when the connection was opened.
     pub at: u64,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{paths, Error, Result};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// No outbound connection at all.

@@ -3,6 +3,7 @@
 //! projects, and the cancellation token of every long job, so both hosts choose, load and
 //! cancel the same way and only present the results differently.
 
+mod requests;
 mod settings;
 
 use std::collections::HashMap;
@@ -10,11 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use requests::{Answered, ConversationChoice, EditRequest, Streams};
 pub use settings::{ServerSettings, Settings};
 
 use crate::error::{Error, Result};
 use crate::index::watch::Watcher;
-use crate::index::ProjectIndex;
+use crate::index::{IndexProgress, IndexSummary, ProjectIndex};
 use crate::inference::remote::server_id;
 use crate::inference::{LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
 use crate::CancellationToken;
@@ -35,7 +37,7 @@ pub struct Overrides {
 
 /// Model loading as the hosts show it: a load takes seconds (17 s for a 1.5B model on a
 /// laptop CPU), so the first request must not look hung.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum ModelEvent {
     /// `source`: the model file, or the server's URL.
@@ -49,6 +51,7 @@ pub enum ModelEvent {
 
 /// A project the session has open: its index, and its watcher once the host started one.
 struct OpenProject {
+    project: Project,
     index: Arc<ProjectIndex>,
     watcher: Option<Watcher>,
 }
@@ -262,17 +265,22 @@ impl Session {
     /// The index of the user's project at `root`, opened on first use. Every request that
     /// names a project comes through here, so none can reach a folder the user did not add.
     pub fn project(&self, root: &Path) -> Result<Arc<ProjectIndex>> {
+        Ok(self.open_project(root)?.1)
+    }
+
+    /// The user's project at `root` (its layout in the app's data) and its index.
+    fn open_project(&self, root: &Path) -> Result<(Project, Arc<ProjectIndex>)> {
         let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
         // Held while opening: two requests opening one project at once would otherwise both
         // try to take the index's writer lock.
         let mut open = self.projects.lock().expect("projects lock");
         if let Some(p) = open.get(&root) {
-            return Ok(p.index.clone());
+            return Ok((p.project.clone(), p.index.clone()));
         }
         let project = self.project_list().list()?.into_iter().find(|p| p.root == root).ok_or(Error::NotAProject { path: root.clone() })?;
         let index = Arc::new(ProjectIndex::open(&project.root, &project.index_dir)?);
-        open.insert(root, OpenProject { index: index.clone(), watcher: None });
-        Ok(index)
+        open.insert(root, OpenProject { project: project.clone(), index: index.clone(), watcher: None });
+        Ok((project, index))
     }
 
     /// The open project's file count and whether a watcher keeps it fresh; `None` if not open.
@@ -288,10 +296,21 @@ impl Session {
         }
     }
 
-    /// Closes the project at `root` (its watcher stops) and removes it from the user's list,
-    /// deleting its index; the folder itself is not touched.
+    /// Brings the index of the project at `root` up to date, as a job that removing the
+    /// project or closing the host stops (what was committed is kept). A second call while
+    /// one runs is refused with [`Error::JobRunning`].
+    pub fn index_project(&self, root: &Path, on_progress: &mut dyn FnMut(&IndexProgress)) -> Result<IndexSummary> {
+        let index = self.project(root)?;
+        let job = indexing_job(index.root());
+        let (_job, cancel) = self.job(&job)?;
+        index.update(on_progress, &cancel)
+    }
+
+    /// Closes the project at `root` (its indexing and its watcher stop) and removes it from
+    /// the user's list, deleting its index; the folder itself is not touched.
     pub fn remove_project(&self, root: &Path) -> Result<Option<Project>> {
         let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        self.cancel(&indexing_job(&canonical));
         self.projects.lock().expect("projects lock").remove(&canonical);
         self.project_list().remove(&canonical)
     }
@@ -343,6 +362,11 @@ impl Session {
             p.watcher = None;
         }
     }
+}
+
+/// The job name of a project's indexing run.
+fn indexing_job(root: &Path) -> String {
+    format!("index:{}", root.display())
 }
 
 /// The key for the server at `url`: `PERIMETER_API_KEY` when set, else the one kept in the
