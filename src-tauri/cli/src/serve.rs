@@ -21,7 +21,8 @@ use crate::load::load_model;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// An installed model's name, or the path of a .gguf file (default: the largest installed).
+    /// An installed model's name, or the path of a .gguf file (default: the one chosen with
+    /// `perimeter models use` or in the app, else the largest installed).
     #[arg(long)]
     model: Option<String>,
     /// Address to listen on. Anything but loopback needs --token.

@@ -48,6 +48,7 @@ pub struct ExcerptUse {
     /// Infinite for a file the request names (ranked above any search hit); JSON writes that
     /// as null, which reads back as infinite.
     #[serde(deserialize_with = "score_or_named")]
+    #[ts(type = "number | null")]
     pub score: f32,
     pub tokens: usize,
 }

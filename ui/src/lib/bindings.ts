@@ -59,7 +59,7 @@ export type ExcerptUse = { path: string, start_line: number, end_line: number,
  * Infinite for a file the request names (ranked above any search hit); JSON writes that
  * as null, which reads back as infinite.
  */
-score: number, tokens: number, };
+score: number | null, tokens: number, };
 
 /**
  * What went into a prompt, for the UI's "context" panel and `--show-context`.
