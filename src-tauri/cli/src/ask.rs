@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
-use std::sync::Arc;
 
 use perimeter_engine::assistant::{PromptReport, RequestOptions, Turn};
 use perimeter_engine::session::{Answered, ConversationChoice, Streams};
@@ -13,7 +13,7 @@ use perimeter_engine::inference::{ChatMessage, GenerationParams, StopReason};
 use serde_json::json;
 
 use crate::load::ModelChoice;
-use crate::stream::{cancel_on_ctrl_c, finish, finish_text, json_error, stdout_sink, stop_on_ctrl_c};
+use crate::stream::{finish, finish_text, json_error, stdout_sink, stop_on_ctrl_c};
 
 const SYSTEM_PROMPT: &str = "You are Perimeter, a coding assistant running entirely on the user's machine. \
 Answer concisely and precisely.";
@@ -63,11 +63,13 @@ pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
 
 /// A question to the model alone.
 async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
-    let model = crate::load::model(&args.model.session()?, !args.json).await?;
-    let cancel = cancel_on_ctrl_c();
+    let session = Arc::new(args.model.session()?);
+    stop_on_ctrl_c(&session);
     let messages = [ChatMessage::system(SYSTEM_PROMPT), ChatMessage::user(&args.question)];
     let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature };
-    let generation = model.generate(&messages, &params, &mut stdout_sink(args.json), &cancel).await?;
+    let mut spinner = crate::load::Spinner::new(!args.json);
+    let streams = Streams { model: &mut |e| spinner.show(e), text: &mut stdout_sink(args.json) };
+    let generation = session.chat(&messages, &params, "ask", streams).await?;
     finish(&generation, args.json);
     Ok(exit_code(generation.stop))
 }

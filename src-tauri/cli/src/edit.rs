@@ -161,7 +161,7 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     };
     let Applied { change: applied, held } = match &selection {
         Some(sel) if !proposal.files.is_empty() => session.apply(root, Some(&proposal.id), sel, args.confirm)?,
-        _ => Applied { change: None, held: held_paths(&proposal, args.confirm) },
+        _ => Applied { change: None, held: proposal.unconfirmed(args.confirm) },
     };
 
     if args.json {
@@ -190,14 +190,6 @@ async fn edit(args: EditArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The held changes that stay unapplied: all of them, unless the user confirmed.
-fn held_paths(p: &Proposal, confirm: bool) -> Vec<String> {
-    if confirm {
-        return Vec::new();
-    }
-    p.held().map(|f| f.path.clone()).collect()
 }
 
 fn print_held_note(held: &[String], applying: bool) {

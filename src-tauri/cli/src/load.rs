@@ -2,11 +2,10 @@
 //! connecting to the company's inference server: the engine session decides which, from the
 //! command's flags and the user's settings.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use perimeter_engine::inference::{ComputeDtype, LoadOptions, LocalModel, Model};
+use perimeter_engine::inference::{ComputeDtype, LoadOptions, LocalModel};
 use perimeter_engine::session::{ModelEvent, Overrides, ServerSettings, Session};
 
 use crate::progress;
@@ -97,10 +96,4 @@ impl ModelChoice {
         };
         Ok(Session::open(overrides)?)
     }
-}
-
-/// The session's model, with a spinner while it loads.
-pub async fn model(session: &Session, show_progress: bool) -> anyhow::Result<Arc<Model>> {
-    let mut spinner = Spinner::new(show_progress);
-    Ok(session.model(&mut |e| spinner.show(e)).await?)
 }

@@ -1,7 +1,6 @@
 //! Streaming a generation to the terminal: tokens to stdout as they decode, Ctrl-C to stop.
 
 use std::io::Write;
-
 use std::sync::Arc;
 
 use perimeter_engine::inference::{CancellationToken, Generation, StopReason, Usage};
@@ -28,13 +27,10 @@ pub fn cancel_on_ctrl_c() -> CancellationToken {
 /// produced, an indexing run what it committed); a second Ctrl-C exits.
 pub fn stop_on_ctrl_c(session: &Arc<Session>) {
     let session = session.clone();
+    let interrupted = cancel_on_ctrl_c();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            session.shut_down();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
+        interrupted.cancelled().await;
+        session.shut_down();
     });
 }
 

@@ -3,9 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// The engine's results: its [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong in the engine. Each variant's `#[error]` message is its
+/// documentation: what went wrong, naming the file or model from its fields, and what to do.
+/// [`Error::kind`] is the stable name hosts match on.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)]
 pub enum Error {
     #[error(
         "model file {} does not exist; give the path of a .gguf file, or a name from `perimeter models list`",
@@ -265,7 +270,9 @@ impl Error {
 /// Who shows an error to the user, so the remedy names what they can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
+    /// The CLI: remedies name `perimeter` commands.
     Terminal,
+    /// The app: remedies name what to click.
     Window,
 }
 
@@ -283,6 +290,7 @@ fn window_remedies(text: &str) -> String {
 
 /// Adds the path to an `io::Result`, as ripgrep's `WithPath` does.
 pub trait IoContext<T> {
+    /// The error, if any, as [`Error::Io`] at `path`.
     fn at(self, path: impl AsRef<Path>) -> Result<T>;
 }
 

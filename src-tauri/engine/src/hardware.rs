@@ -10,12 +10,19 @@ use crate::error::{Error, Result};
 pub mod bandwidth;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// What the hardware probe found: the machine the models must fit.
 pub struct HardwareProfile {
+    /// Operating system, as Rust names it (`linux`, `macos`, `windows`).
     pub os: String,
+    /// CPU architecture, as Rust names it (`x86_64`, `aarch64`).
     pub arch: String,
+    /// The processor.
     pub cpu: CpuInfo,
+    /// Installed RAM.
     pub ram_total_bytes: u64,
+    /// RAM free for a model now.
     pub ram_available_bytes: u64,
+    /// The GPUs found, with their memory when the driver tells it.
     pub gpus: Vec<GpuInfo>,
     /// The GPU shares system RAM (Apple silicon): VRAM is a share of `ram_total_bytes`.
     pub unified_memory: bool,
@@ -27,20 +34,30 @@ pub struct HardwareProfile {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// The processor, as the models' speed depends on it.
 pub struct CpuInfo {
+    /// Its marketing name.
     pub model: String,
+    /// Cores (what decoding threads are counted in).
     pub physical_cores: usize,
+    /// Hardware threads.
     pub logical_cores: usize,
     /// e.g. "x86-64-v3", "x86-64-v4", "neon".
     pub simd_level: String,
+    /// The SIMD features found that the CPU kernels care about (`avx2`, `fma`, `f16c`…).
     pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// A GPU found on the machine.
 pub struct GpuInfo {
+    /// The vendor, as the driver names it ("unknown" when it does not).
     pub vendor: String,
+    /// Its model name, as the driver gives it.
     pub name: String,
+    /// Its memory, when the driver says.
     pub vram_total_bytes: Option<u64>,
+    /// Memory in use by other programs, when the driver says.
     pub vram_used_bytes: Option<u64>,
 }
 

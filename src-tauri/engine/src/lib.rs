@@ -27,6 +27,8 @@
 //! opens one. [`paths`] keeps the model loader's hub cache inside the app's data folder and
 //! offline.
 
+#![warn(missing_docs)]
+
 pub mod assistant;
 pub mod context;
 pub mod edit;

@@ -13,7 +13,9 @@ use crate::edit::{History, Proposals};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// A folder the user added, and where its data is kept.
 pub struct Project {
+    /// What the UI shows: the folder's name.
     pub name: String,
     /// The user's folder (canonical).
     pub root: PathBuf,
@@ -27,10 +29,12 @@ impl Project {
         self.index_dir.parent().unwrap_or(&self.index_dir)
     }
 
+    /// The project's saved conversations.
     pub fn conversations(&self) -> Conversations {
         Conversations::new(self.data_dir())
     }
 
+    /// The project's edit proposals.
     pub fn proposals(&self) -> Proposals {
         Proposals::new(self.data_dir())
     }
@@ -47,14 +51,17 @@ pub struct Projects {
 }
 
 impl Projects {
+    /// The project list in `data_dir`.
     pub fn new(data_dir: &Path) -> Projects {
         Projects { file: data_dir.join("projects.json") }
     }
 
+    /// The project list in the app's data folder.
     pub fn default_location() -> Projects {
         Projects::new(&crate::paths::data_dir())
     }
 
+    /// The added projects, in the order they were added.
     pub fn list(&self) -> Result<Vec<Project>> {
         match std::fs::read(&self.file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Catalog {

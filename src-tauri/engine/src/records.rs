@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 
+/// A folder of JSON records of one kind.
 pub struct RecordDir {
     dir: PathBuf,
     /// What a record is, for messages ("conversation", "proposal", "change").
@@ -18,10 +19,12 @@ pub struct RecordDir {
 }
 
 impl RecordDir {
+    /// Records of `kind` (a word for messages) in `dir`.
     pub fn new(dir: PathBuf, kind: &'static str) -> RecordDir {
         RecordDir { dir, kind }
     }
 
+    /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -34,12 +37,14 @@ impl RecordDir {
         Ok(self.dir.join(format!("{id}.json")))
     }
 
+    /// Writes `record` as `id` atomically.
     pub fn save<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {
         std::fs::create_dir_all(&self.dir).at(&self.dir)?;
         let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
         crate::paths::write_atomically(&self.file(id)?, &bytes)
     }
 
+    /// Reads the record `id`; [`Error::UnknownRecord`] when there is none.
     pub fn load<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
         let file = self.file(id)?;
         let bytes = match std::fs::read(&file) {

@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::edit::target::{resolve, Resolved};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// A place in the project an answer cites (`src/lib.rs:10-20`), checked against the files.
 pub struct Citation {
     /// As the answer wrote it.
     pub text: String,
     /// The project file it names (project-relative), when it names one.
     pub path: Option<String>,
+    /// First cited line (1-based), when the citation names lines.
     pub start_line: Option<usize>,
+    /// Last cited line (inclusive); the same as `start_line` for one line.
     pub end_line: Option<usize>,
     /// The file exists and the lines are within it.
     pub valid: bool,

@@ -13,31 +13,45 @@ use crate::records::{new_id, now, RecordDir};
 /// One question and its answer, with what the answer was grounded on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Turn {
+    /// The question as the user asked it.
     pub question: String,
     /// The user message as the model was sent it (excerpts and question): the next turn sends
     /// it again verbatim so the engine can reuse the conversation's computed prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent: Option<String>,
+    /// The answer as the model wrote it (partial when it was stopped).
     pub answer: String,
+    /// Why the answer ended.
     pub stop: StopReason,
+    /// The model that answered (its name, or the server's model).
     pub model: String,
+    /// Unix seconds when the question was asked.
     pub asked_at: u64,
     /// Which excerpts went into the prompt (path, lines, tokens) and what was left out.
     pub context: PromptReport,
+    /// The places in the project the answer cites, each checked.
     pub citations: Vec<Citation>,
+    /// Tokens and timings of the answer.
     pub usage: Usage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// A conversation with the model about one project, saved after every turn.
 pub struct Conversation {
+    /// Record id (also its file name in the project's `conversations/`).
     pub id: String,
+    /// The first question's first line, shortened; empty until the first turn.
     pub title: String,
+    /// Unix seconds.
     pub created_at: u64,
+    /// Unix seconds of the last turn.
     pub updated_at: u64,
+    /// Oldest first.
     pub turns: Vec<Turn>,
 }
 
 impl Conversation {
+    /// An empty conversation with a fresh id.
     pub fn new() -> Conversation {
         let t = now();
         Conversation { id: new_id(), title: String::new(), created_at: t, updated_at: t, turns: Vec::new() }
@@ -51,10 +65,12 @@ impl Conversation {
             .collect()
     }
 
+    /// What a conversation list shows of it.
     pub fn summary(&self) -> ConversationSummary {
         ConversationSummary { id: self.id.clone(), title: self.title.clone(), updated_at: self.updated_at, turns: self.turns.len() }
     }
 
+    /// Adds a turn; the first one also titles the conversation.
     pub fn push(&mut self, turn: Turn) {
         if self.title.is_empty() {
             self.title = title_from(&turn.question);
@@ -83,13 +99,19 @@ fn title_from(question: &str) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// A conversation as lists show it, without its turns.
 pub struct ConversationSummary {
+    /// The conversation's record id.
     pub id: String,
+    /// See [`Conversation::title`].
     pub title: String,
+    /// Unix seconds of the last turn.
     pub updated_at: u64,
+    /// How many turns it has.
     pub turns: usize,
 }
 
+/// A project's saved conversations (one JSON record each).
 pub struct Conversations {
     records: RecordDir,
 }
@@ -108,14 +130,17 @@ impl Conversations {
         Ok(out)
     }
 
+    /// The conversation `id`; [`crate::Error::UnknownRecord`] when there is none.
     pub fn load(&self, id: &str) -> Result<Conversation> {
         self.records.load(id)
     }
 
+    /// Writes `c` atomically, replacing its earlier version.
     pub fn save(&self, c: &Conversation) -> Result<()> {
         self.records.save(&c.id, c)
     }
 
+    /// Deletes the conversation `id`; `false` when there was none.
     pub fn delete(&self, id: &str) -> Result<bool> {
         self.records.delete(id)
     }

@@ -28,6 +28,7 @@ use prompt::{assemble, PromptRequest};
 pub struct RequestOptions {
     /// Most tokens the answer may take (less if the context window is short).
     pub max_tokens: usize,
+    /// `None` decodes greedily; otherwise sampled at this temperature.
     pub temperature: Option<f64>,
     /// Use at most this much of the model's context window (prompts cost time on a CPU).
     pub max_context_tokens: Option<usize>,
@@ -36,9 +37,11 @@ pub struct RequestOptions {
 }
 
 impl RequestOptions {
+    /// Defaults for a question: a short answer, eight excerpts.
     pub fn for_questions() -> Self {
         RequestOptions { max_tokens: 512, temperature: None, max_context_tokens: None, retrieve: 8 }
     }
+    /// Defaults for a change request: room for whole files, three of them.
     pub fn for_edits() -> Self {
         RequestOptions { max_tokens: 2048, temperature: None, max_context_tokens: None, retrieve: 3 }
     }

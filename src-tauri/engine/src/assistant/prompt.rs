@@ -31,11 +31,13 @@ impl TokenCounter for Model {
 
 /// Everything a request could put in its prompt.
 pub struct PromptRequest<'a> {
+    /// The system message, kept byte-stable so its computed prefix is reused.
     pub system: &'a str,
     /// Earlier exchanges, oldest first.
     pub history: &'a [Exchange],
     /// Most relevant first.
     pub excerpts: &'a [Excerpt],
+    /// The user's question or change request.
     pub question: &'a str,
     /// How the last user message frames the excerpts and the question.
     pub frame: fn(excerpts: &str, question: &str) -> String,

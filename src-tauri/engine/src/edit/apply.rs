@@ -24,6 +24,7 @@ use crate::records::{new_id, now, RecordDir};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "items", rename_all = "snake_case")]
 pub enum Selection {
+    /// Every change of the proposal.
     All,
     /// These files, all their hunks.
     Files(Vec<String>),
@@ -32,13 +33,17 @@ pub enum Selection {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// One file an apply wrote, with what undo needs to restore it.
 pub struct AppliedFile {
+    /// Project-relative, `/`-separated.
     pub path: String,
+    /// Whether it was modified, created or deleted.
     pub kind: ChangeKind,
     /// Hunk numbers applied.
     pub hunks: Vec<usize>,
     /// SHA-256 before and after; `None` where the file did not exist.
     pub before_sha256: Option<String>,
+    /// See `before_sha256`.
     pub after_sha256: Option<String>,
     /// Unix mode the file had, restored on undo.
     pub before_mode: Option<u32>,
@@ -47,12 +52,19 @@ pub struct AppliedFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// A proposal (or part of it) written to the project, as recorded in its history.
 pub struct AppliedChange {
+    /// Record id, what `undo` takes.
     pub id: String,
+    /// The proposal it came from.
     pub proposal_id: String,
+    /// The change request, as the user wrote it.
     pub instruction: String,
+    /// Unix seconds.
     pub applied_at: u64,
+    /// Every file written, in the order they were written.
     pub files: Vec<AppliedFile>,
+    /// Unix seconds of the undo; `None` while the change stands.
     pub undone_at: Option<u64>,
 }
 
@@ -72,6 +84,7 @@ impl History {
         Ok(self.records.list::<AppliedChange>()?.0.into_iter().map(|(_, c)| c).collect())
     }
 
+    /// The applied change `id`; [`crate::Error::UnknownRecord`] when there is none.
     pub fn get(&self, id: &str) -> Result<AppliedChange> {
         self.records.load(id)
     }

@@ -11,14 +11,20 @@ const CONTEXT_LINES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+/// What a diff line does.
 pub enum LineKind {
+    /// Unchanged, shown around a change.
     Context,
+    /// Only in the new text.
     Added,
+    /// Only in the old text.
     Removed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// One line of a hunk.
 pub struct DiffLine {
+    /// Context, added or removed.
     pub kind: LineKind,
     /// The line without its line break.
     pub text: String,
@@ -27,18 +33,24 @@ pub struct DiffLine {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// A run of changed lines with their context, as in a unified diff.
 pub struct Hunk {
     /// 1-based, across the whole proposal (what `--apply-hunks` and the UI select by).
     pub number: usize,
     /// 1-based first line and line count on each side, as in a unified diff header.
     pub old_start: usize,
+    /// See `old_start`.
     pub old_lines: usize,
+    /// See `old_start`.
     pub new_start: usize,
+    /// See `old_start`.
     pub new_lines: usize,
+    /// In order: context, removed and added lines.
     pub lines: Vec<DiffLine>,
 }
 
 impl Hunk {
+    /// The `@@ -a,b +c,d @@` line.
     pub fn header(&self) -> String {
         format!("@@ -{},{} +{},{} @@", self.old_start, self.old_lines, self.new_start, self.new_lines)
     }

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+/// How the model is asked to write its edits.
 pub enum EditFormat {
+    /// Each changed file complete, in a fenced block headed by its path (small models manage it).
     WholeFile,
+    /// Search/replace blocks: the lines to find and what replaces them (fewer tokens for big
+    /// files).
     SearchReplace,
 }
 
@@ -17,6 +21,7 @@ pub enum EditFormat {
 const WHOLE_FILE_MAX_PARAMETERS: u64 = 8_000_000_000;
 
 impl EditFormat {
+    /// The format a model of `parameter_count` parameters writes best.
     pub fn for_model(parameter_count: u64) -> EditFormat {
         if parameter_count <= WHOLE_FILE_MAX_PARAMETERS {
             EditFormat::WholeFile

@@ -27,6 +27,7 @@ use super::proposal::{ChangeKind, FileChange};
 /// Why a change waits for the user's explicit confirmation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Hold {
+    /// What kind of change it is.
     pub kind: HoldKind,
     /// The reason, in words.
     pub reason: String,
@@ -36,12 +37,19 @@ pub struct Hold {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+/// The kinds of change that wait for the user's confirmation.
 pub enum HoldKind {
+    /// Deletes a file the request did not ask to remove.
     DeletesFile,
+    /// Leaves a file empty.
     EmptiesFile,
+    /// Keeps under 40% of a file's lines (a model that dropped code it did not repeat).
     ShrinksFile,
+    /// Creates a file the request does not name.
     CreatesUnnamedFile,
+    /// Changes a file the model was not shown (a blind edit).
     ChangesUnseenFile,
+    /// Changes a test file when the instruction says the tests are correct.
     ChangesTests,
 }
 
@@ -61,6 +69,7 @@ pub struct Intent {
 }
 
 impl Intent {
+    /// Reads what `instruction` asks for from its words.
     pub fn read(instruction: &str) -> Intent {
         let lowered = instruction.to_lowercase();
         let words: HashSet<String> = lowered

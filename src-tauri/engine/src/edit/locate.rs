@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct Found {
     /// 0-based line range in the file.
     pub start: usize,
+    /// Exclusive end of the 0-based line range.
     pub end: usize,
     /// The replacement, re-indented when the match needed it.
     pub replacement: Vec<String>,
@@ -22,6 +23,7 @@ pub struct Found {
 pub struct ClosestLines {
     /// 1-based.
     pub start_line: usize,
+    /// The lines themselves, without line breaks.
     pub lines: Vec<String>,
     /// How alike the lines are, 0 to 1.
     pub similarity: f32,

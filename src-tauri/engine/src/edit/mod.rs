@@ -1,7 +1,7 @@
 //! Code changes as reviewable proposals: the model's answer is parsed ([`parse`]), each edit
 //! matched to a project file ([`target`], [`locate`]) and turned into per-file hunks
 //! ([`proposal`], [`diff`]); [`gate`] holds the changes the instruction did not ask for
-//! (a deleted file, an emptied one, a blind edit…) until the user confirms them; [`apply`]
+//! (a deleted file, an emptied one, a blind edit…) until the user confirms them; [`apply()`]
 //! writes the chosen hunks atomically and keeps what undo needs. [`text`] keeps line breaks
 //! and final newlines as the file had them.
 
@@ -32,17 +32,25 @@ use crate::records::RecordDir;
 /// One "change X" request and what came of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Proposal {
+    /// Record id (also its file name in the project's `proposals/`).
     pub id: String,
+    /// The change request, as the user wrote it.
     pub instruction: String,
+    /// Unix seconds.
     pub created_at: u64,
+    /// The model that answered.
     pub model: String,
+    /// The format the model was asked for.
     pub format: EditFormat,
     /// What went into the prompt.
     pub context: PromptReport,
     /// The model's answer, as it wrote it.
     pub answer: String,
+    /// Why the answer ended.
     pub stop: StopReason,
+    /// Tokens and timings of the answer.
     pub usage: Usage,
+    /// The changes, one per file, each with its hunks and diff.
     pub files: Vec<FileChange>,
     /// Edit blocks that could not be used, and why.
     pub problems: Vec<BlockProblem>,
@@ -55,6 +63,14 @@ impl Proposal {
     /// The changes that wait for the user's confirmation.
     pub fn held(&self) -> impl Iterator<Item = &FileChange> {
         self.files.iter().filter(|f| f.hold.is_some())
+    }
+
+    /// The paths of the held changes an apply leaves out: all of them, unless `confirm`.
+    pub fn unconfirmed(&self, confirm: bool) -> Vec<String> {
+        match confirm {
+            true => Vec::new(),
+            false => self.held().map(|f| f.path.clone()).collect(),
+        }
     }
 
     /// `selection` without the held changes: what may be applied without confirmation.
@@ -99,10 +115,15 @@ impl Proposal {
 /// A model's answer to an edit request, with how it came about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EditAnswer {
+    /// The model that answered.
     pub model: String,
+    /// The answer as the model wrote it.
     pub text: String,
+    /// Why the answer ended.
     pub stop: StopReason,
+    /// Tokens and timings of the answer.
     pub usage: Usage,
+    /// What went into the prompt.
     pub context: PromptReport,
 }
 
@@ -144,6 +165,7 @@ pub fn propose(
 pub struct Applied {
     /// `None` when everything chosen was held.
     pub change: Option<AppliedChange>,
+    /// Held changes left out because they were not confirmed (project-relative paths).
     pub held: Vec<String>,
 }
 
@@ -157,10 +179,7 @@ pub fn apply_proposal(
     selection: &Selection,
     confirm: bool,
 ) -> Result<Applied> {
-    let held: Vec<String> = match confirm {
-        true => Vec::new(),
-        false => proposal.held().map(|f| f.path.clone()).collect(),
-    };
+    let held = proposal.unconfirmed(confirm);
     let selection = if confirm { selection.clone() } else { proposal.unheld(selection) };
     let nothing_left = match &selection {
         Selection::Hunks(h) => h.is_empty(),
@@ -185,10 +204,12 @@ impl Proposals {
         Proposals { records: RecordDir::new(project_data.join("proposals"), "proposal") }
     }
 
+    /// Writes `p` atomically, replacing its earlier version.
     pub fn save(&self, p: &Proposal) -> Result<()> {
         self.records.save(&p.id, p)
     }
 
+    /// The proposal `id`; [`crate::Error::UnknownRecord`] when there is none.
     pub fn load(&self, id: &str) -> Result<Proposal> {
         self.records.load(id)
     }
@@ -198,6 +219,7 @@ impl Proposals {
         Ok(self.records.list::<Proposal>()?.0.into_iter().map(|(_, p)| p).collect())
     }
 
+    /// The newest proposal, if any.
     pub fn latest(&self) -> Result<Option<Proposal>> {
         Ok(self.list()?.into_iter().next())
     }

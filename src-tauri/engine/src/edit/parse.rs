@@ -16,29 +16,45 @@ pub struct EditBlock {
     pub number: usize,
     /// The path as written (cleaned of markdown decoration).
     pub path: String,
+    /// What the block does to the file.
     pub action: EditAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+/// What one edit block does.
 pub enum EditAction {
     /// The file's complete new content.
-    WholeFile { content: String },
+    WholeFile {
+        /// The content, with `\n` line breaks.
+        content: String,
+    },
     /// Replace the first occurrence of `search` with `replace`; an empty `search` creates a file.
-    SearchReplace { search: String, replace: String },
+    SearchReplace {
+        /// Lines to find, as the model wrote them.
+        search: String,
+        /// What replaces them.
+        replace: String,
+    },
     /// Delete the file.
     Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An edit block (or something like one) that could not be read, and why.
 pub struct ParseProblem {
+    /// 1-based block number in the answer.
     pub block: usize,
+    /// What is wrong with it, in words the model can act on in a second try.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything read from a model's answer.
 pub struct ParsedAnswer {
+    /// The usable edit blocks, in the order of the answer.
     pub blocks: Vec<EditBlock>,
+    /// Blocks that could not be read.
     pub problems: Vec<ParseProblem>,
 }
 
@@ -129,6 +145,8 @@ pub struct RepeatWatch {
 }
 
 impl RepeatWatch {
+    /// A watch for whole-file answers (`whole_files`) or search/replace ones, which knows the
+    /// prompt's section headings.
     pub fn new(whole_files: bool, prompt_headings: &'static [&'static str]) -> RepeatWatch {
         RepeatWatch { text: String::new(), whole_files, blocks: 0, checked: 0, prompt_headings }
     }

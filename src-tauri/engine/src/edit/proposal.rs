@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 /// A file's content as the model was shown it (or as it was when the edit touched it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// SHA-256 of the file's bytes.
     pub sha256: String,
+    /// The content, decoded.
     pub file: FileText,
 }
 
@@ -35,23 +37,32 @@ impl Snapshot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+/// What a change does to its file.
 pub enum ChangeKind {
+    /// Changes an existing file.
     Modify,
+    /// Creates a file.
     Create,
+    /// Deletes a file.
     Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// A proposed change to one file.
 pub struct FileChange {
     /// Project-relative, `/`-separated.
     pub path: String,
+    /// Modify, create or delete.
     pub kind: ChangeKind,
     /// SHA-256 of the bytes the proposal was made against; `None` for a new file.
     pub base_sha256: Option<String>,
+    /// How the file writes its line breaks, kept on apply.
     pub style: LineStyle,
     /// Old and new text with `\n` breaks (empty for a new or deleted file's missing side).
     pub old_text: String,
+    /// See `old_text`.
     pub new_text: String,
+    /// The change as hunks, numbered across the whole proposal.
     pub hunks: Vec<Hunk>,
     /// The unified diff, as `git diff` would show it.
     pub diff: String,
@@ -65,15 +76,20 @@ pub struct FileChange {
 pub struct BlockProblem {
     /// 1-based block number in the model's answer.
     pub block: usize,
+    /// The file the block names, when it names one.
     pub path: Option<String>,
+    /// Why the block produced no change, in words.
     pub reason: String,
     /// For a search that matched nowhere: the lines of the file most like it.
     pub closest: Option<ClosestLines>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// An answer's edit blocks, turned into changes to the project's files.
 pub struct Changes {
+    /// One change per file, in the order the answer first named them.
     pub files: Vec<FileChange>,
+    /// Edit blocks that produced no change, and why.
     pub problems: Vec<BlockProblem>,
     /// Files the answer gave back exactly as they are (small models often do).
     pub unchanged: Vec<String>,

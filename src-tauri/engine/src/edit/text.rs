@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 pub struct LineStyle {
     /// Every line break is `\r\n` (a file that mixes styles keeps its `\r`s as text).
     pub crlf: bool,
+    /// The file ends with a line break.
     pub final_newline: bool,
 }
 
@@ -23,7 +24,9 @@ impl Default for LineStyle {
 /// A file's content with `\n` line breaks, and how to write it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileText {
+    /// The content with `\n` line breaks.
     pub text: String,
+    /// How to write the line breaks back.
     pub style: LineStyle,
 }
 

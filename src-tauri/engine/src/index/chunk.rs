@@ -14,10 +14,13 @@ pub const MAX_LINES: usize = 80;
 const OVERLAP: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A piece of a file small enough to put in a prompt, cut at definitions where it can be.
 pub struct Chunk {
     /// 1-based, inclusive.
     pub start_line: usize,
+    /// 1-based, inclusive.
     pub end_line: usize,
+    /// The chunk's lines.
     pub text: String,
     /// Names defined in this chunk.
     pub symbols: Vec<String>,

@@ -6,14 +6,20 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// What kind of file it is, for ranking (source ranks above its docs and generated code).
 pub enum FileClass {
+    /// Code.
     Source,
+    /// Tests of the code.
     Test,
+    /// Prose: README, docs folders, text formats.
     Docs,
+    /// Made by a tool (lock files, minified or vendored code).
     Generated,
 }
 
 impl FileClass {
+    /// The name kept in the index and shown in results.
     pub fn as_str(self) -> &'static str {
         match self {
             FileClass::Source => "source",
@@ -23,6 +29,7 @@ impl FileClass {
         }
     }
 
+    /// Reads a name [`FileClass::as_str`] wrote; anything else counts as source.
     pub fn parse(s: &str) -> FileClass {
         match s {
             "test" => FileClass::Test,

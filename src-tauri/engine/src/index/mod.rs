@@ -101,22 +101,34 @@ fn schema() -> (Schema, Fields) {
 /// Progress of an update, reported as files are read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct IndexProgress {
+    /// Files read so far.
     pub files_done: usize,
+    /// Files to read in this update.
     pub files_total: usize,
+    /// Bytes read so far.
     pub bytes_done: u64,
+    /// Bytes to read in this update.
     pub bytes_total: u64,
 }
 
 /// What an update did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct IndexSummary {
+    /// Files (re)indexed because they were new or changed.
     pub files_indexed: usize,
+    /// Files left as they were indexed.
     pub files_unchanged: usize,
+    /// Files gone from the folder, removed from the index.
     pub files_removed: usize,
+    /// Chunks written for the indexed files.
     pub chunks_indexed: usize,
+    /// Bytes of the indexed files.
     pub bytes_indexed: u64,
+    /// Files left out, by reason.
     pub skipped: SkipCounts,
+    /// Wall time of the update.
     pub elapsed_ms: f64,
+    /// The update was stopped; what it finished is kept.
     pub cancelled: bool,
 }
 
@@ -128,6 +140,8 @@ struct IndexedFile {
     mtime_ns: u64,
 }
 
+/// The tantivy index of one project folder: kept fresh by [`ProjectIndex::update`] and the
+/// watcher, searched by [`ProjectIndex::search`].
 pub struct ProjectIndex {
     root: PathBuf,
     dir: PathBuf,
@@ -157,6 +171,7 @@ impl ProjectIndex {
         Ok(ProjectIndex { root, dir: index_dir.to_path_buf(), reader, writer: Mutex::new(writer), fields })
     }
 
+    /// The project folder it indexes.
     pub fn root(&self) -> &Path {
         &self.root
     }

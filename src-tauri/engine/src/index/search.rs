@@ -48,7 +48,9 @@ fn class_weight(class: FileClass) -> f32 {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a search returns and where it looks.
 pub struct SearchOptions {
+    /// Most hits of each kind (chunks, files).
     pub limit: usize,
     /// Only paths under this prefix (project-relative, `/`-separated).
     pub path_prefix: Option<String>,
@@ -63,29 +65,44 @@ impl Default for SearchOptions {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A chunk that matched, best first.
 pub struct ChunkHit {
+    /// Project-relative, `/`-separated.
     pub path: String,
+    /// 1-based, inclusive.
     pub start_line: usize,
+    /// 1-based, inclusive.
     pub end_line: usize,
+    /// Relevance (BM25 weighted by file class); only comparable within one search.
     pub score: f32,
+    /// The chunk's lines.
     pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A file that matched, ranked by its chunks' scores.
 pub struct FileHit {
+    /// Project-relative, `/`-separated.
     pub path: String,
+    /// Relevance; only comparable within one search.
     pub score: f32,
+    /// Source, test, docs or generated.
     pub class: FileClass,
+    /// As [`crate::index::language`] names it.
     pub language: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What a search found.
 pub struct SearchResults {
+    /// Best first.
     pub chunks: Vec<ChunkHit>,
+    /// Best first.
     pub files: Vec<FileHit>,
 }
 
 impl ProjectIndex {
+    /// Searches the index for `query` (words, identifiers, paths); ranks chunks and files.
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<SearchResults> {
         let mut counts: HashMap<String, f32> = HashMap::new();
         for t in terms(query) {

@@ -19,11 +19,15 @@ use super::classify::{is_binary_extension, is_lock_file, is_vendor_or_build_dir}
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A file the walk found to index.
 pub struct WalkedFile {
     /// Relative to the project root, `/`-separated.
     pub rel_path: String,
+    /// Where it is on disk.
     pub abs_path: PathBuf,
+    /// Bytes.
     pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch (what tells a changed file).
     pub mtime_ns: u64,
 }
 
@@ -32,12 +36,15 @@ pub struct WalkedFile {
 pub struct SkipCounts(pub BTreeMap<String, usize>);
 
 impl SkipCounts {
+    /// Counts one more file left out for `reason`.
     pub fn add(&mut self, reason: &str) {
         *self.0.entry(reason.to_string()).or_default() += 1;
     }
+    /// Files left out, for every reason.
     pub fn total(&self) -> usize {
         self.0.values().sum()
     }
+    /// Adds `other`'s counts to these.
     pub fn merge(&mut self, other: &SkipCounts) {
         for (k, v) in &other.0 {
             *self.0.entry(k.clone()).or_default() += v;

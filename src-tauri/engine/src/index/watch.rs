@@ -35,11 +35,13 @@ pub struct PathFilter {
 }
 
 impl PathFilter {
+    /// A filter for the folder `root`, with its `.gitignore`.
     pub fn new(root: &Path) -> PathFilter {
         let (gitignore, _) = Gitignore::new(root.join(".gitignore"));
         PathFilter { root: root.to_path_buf(), gitignore }
     }
 
+    /// Whether the file or folder at `abs` is one the index keeps.
     pub fn allows(&self, abs: &Path) -> bool {
         let Some(rel) = walk::relative(&self.root, abs) else { return false };
         let parts: Vec<&str> = rel.split('/').collect();

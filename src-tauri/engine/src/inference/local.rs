@@ -33,8 +33,11 @@ pub enum ComputeDtype {
     /// mistral.rs's choice for the device (F16 on CPU in 0.8.1).
     #[default]
     Auto,
+    /// 32-bit floats: slowest, for checking the others.
     F32,
+    /// 16-bit floats.
     F16,
+    /// bfloat16.
     Bf16,
 }
 
@@ -63,7 +66,9 @@ impl std::str::FromStr for ComputeDtype {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How to load a local model.
 pub struct LoadOptions {
+    /// The precision activations are computed in (the weights stay quantized).
     pub dtype: ComputeDtype,
     /// Run on the CPU even where a GPU backend was compiled in and a GPU is present.
     pub force_cpu: bool,
@@ -76,8 +81,11 @@ pub struct LoadOptions {
 /// A model loaded in this process, ready to generate.
 pub struct LocalModel {
     model: mistralrs::Model,
+    /// What the GGUF file says about the model.
     pub info: GgufInfo,
+    /// The GGUF file.
     pub path: PathBuf,
+    /// How long the load took.
     pub load_time: Duration,
 }
 

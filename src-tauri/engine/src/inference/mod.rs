@@ -21,32 +21,44 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Who wrote a chat message.
 pub enum Role {
+    /// The instructions the model follows.
     System,
+    /// The user (or the prompt built for them).
     User,
+    /// The model.
     Assistant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One message of a chat, before the model's chat template is applied.
 pub struct ChatMessage {
+    /// Who wrote it.
     pub role: Role,
+    /// Its text.
     pub content: String,
 }
 
 impl ChatMessage {
+    /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
         ChatMessage { role: Role::System, content: content.into() }
     }
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         ChatMessage { role: Role::User, content: content.into() }
     }
+    /// An assistant message (an earlier answer).
     pub fn assistant(content: impl Into<String>) -> Self {
         ChatMessage { role: Role::Assistant, content: content.into() }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How to generate an answer.
 pub struct GenerationParams {
+    /// Most tokens the answer may take.
     pub max_tokens: usize,
     /// `None` decodes greedily (deterministic); otherwise sampled at this temperature.
     pub temperature: Option<f64>,
@@ -60,6 +72,7 @@ impl Default for GenerationParams {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+/// Why a generation ended.
 pub enum StopReason {
     /// The model ended its answer.
     EndOfText,
@@ -78,22 +91,32 @@ pub struct Usage {
     /// Tokens in the prompt after the chat template; `None` when generation was cancelled
     /// before the engine reported it.
     pub prompt_tokens: Option<usize>,
+    /// Tokens generated.
     pub completion_tokens: usize,
+    /// From the request to the first answer token; `None` when none came.
     pub time_to_first_token_ms: Option<f64>,
+    /// Prompt processing speed, when the engine reported it.
     pub prompt_tokens_per_s: Option<f64>,
+    /// Decoding speed, when the engine reported it.
     pub decode_tokens_per_s: Option<f64>,
+    /// Wall time of the whole request.
     pub total_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A finished (or stopped) generation.
 pub struct Generation {
+    /// The answer's text.
     pub text: String,
+    /// Why it ended.
     pub stop: StopReason,
+    /// Its tokens and timings.
     pub usage: Usage,
 }
 
 /// Receives decoded text as it is produced. Return `false` to stop generating.
 pub trait TokenSink {
+    /// Takes the next piece of text; `false` stops the generation.
     fn token(&mut self, text: &str) -> bool;
 }
 

@@ -3,12 +3,16 @@
 use super::{CancellationToken, ChatMessage, Generation, GenerationParams, LocalModel, RemoteModel, TokenSink};
 use crate::Result;
 
+/// A model ready to answer.
 pub enum Model {
+    /// Loaded in this process.
     Local(LocalModel),
+    /// The company's inference server; prompts go there.
     Remote(RemoteModel),
 }
 
 impl Model {
+    /// The model's name, as answers and records give it.
     pub fn name(&self) -> String {
         match self {
             Model::Local(m) => m.name(),
@@ -16,6 +20,7 @@ impl Model {
         }
     }
 
+    /// The context window in tokens.
     pub fn context_length(&self) -> usize {
         match self {
             Model::Local(m) => m.context_length(),
@@ -48,6 +53,7 @@ impl Model {
         }
     }
 
+    /// Tokens `text` takes (an estimate for a remote model, as for [`Model::count_prompt_tokens`]).
     pub async fn count_text_tokens(&self, text: &str) -> Result<usize> {
         match self {
             Model::Local(m) => m.count_text_tokens(text).await,
@@ -55,6 +61,7 @@ impl Model {
         }
     }
 
+    /// Generates an answer to `messages`, streaming its text into `sink`; stops at `cancel`.
     pub async fn generate(
         &self,
         messages: &[ChatMessage],

@@ -21,6 +21,7 @@ pub struct RemoteOptions {
     pub url: String,
     /// The model to ask for; the server's first model when `None`.
     pub model: Option<String>,
+    /// Sent as a bearer token; from the keychain or `PERIMETER_API_KEY`.
     pub api_key: Option<String>,
     /// Context window when the server does not say (vLLM and `perimeter serve` report it).
     pub context_length: Option<usize>,
@@ -29,11 +30,13 @@ pub struct RemoteOptions {
 }
 
 impl RemoteOptions {
+    /// Options for the server at `url`, with the defaults for the rest.
     pub fn new(url: &str) -> RemoteOptions {
         RemoteOptions { url: url.to_string(), model: None, api_key: None, context_length: None, timeout: Duration::from_secs(60) }
     }
 }
 
+/// A model on an OpenAI-compatible server, reached under the network policy and logged.
 pub struct RemoteModel {
     base: reqwest::Url,
     host: String,
@@ -157,14 +160,17 @@ impl RemoteModel {
         let _ = self.log.record(&record);
     }
 
+    /// The server's model name.
     pub fn name(&self) -> String {
         self.model.clone()
     }
 
+    /// The server's host name (what the network log and the UI show).
     pub fn host(&self) -> &str {
         &self.host
     }
 
+    /// The context window the server reports, or the one configured.
     pub fn context_length(&self) -> usize {
         self.context_length
     }

@@ -12,6 +12,7 @@ const BUILTIN: &str = include_str!("../../../../models/catalog.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+/// What a catalog model is for.
 pub enum Role {
     /// Offered to users and considered by the hardware pick.
     Assistant,
@@ -20,24 +21,40 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One model the app knows how to get and run.
 pub struct CatalogModel {
+    /// Short id users type (`qwen2.5-coder-1.5b`).
     pub id: String,
+    /// The name the UI shows.
     pub display_name: String,
+    /// Model family (`Qwen2.5-Coder`).
     pub family: String,
+    /// Parameter count.
     pub parameters: u64,
+    /// Quantization of the file (`Q4_K_M`).
     pub quantization: String,
     /// GGUF `general.architecture`.
     pub architecture: String,
+    /// The GGUF file's name in the model folder.
     pub file_name: String,
+    /// The file's exact size.
     pub size_bytes: u64,
     #[serde(default)]
+    /// The file's SHA-256, checked after a download or import.
     pub sha256: Option<String>,
+    /// Trained context window in tokens.
     pub context_length: u64,
+    /// Transformer layers (for the KV-cache size).
     pub layers: u64,
+    /// Key/value heads (for the KV-cache size).
     pub kv_heads: u64,
+    /// Dimension of a head (for the KV-cache size).
     pub head_dim: u64,
+    /// The model's licence, as its publisher names it.
     pub license: String,
+    /// Offered to users, or the development model.
     pub role: Role,
+    /// Download URLs, tried in order (each under the network policy).
     pub sources: Vec<String>,
 }
 
@@ -49,8 +66,10 @@ impl CatalogModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The models the app knows (`models/catalog.toml`).
 pub struct Catalog {
     #[serde(rename = "model")]
+    /// In the file's order.
     pub models: Vec<CatalogModel>,
 }
 
@@ -83,6 +102,7 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The model with this id (any case).
     pub fn get(&self, id: &str) -> Option<&CatalogModel> {
         self.models.iter().find(|m| m.id.eq_ignore_ascii_case(id))
     }

@@ -29,6 +29,7 @@ const MAX_RESUMES: u32 = 5;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
+/// Where and how patiently to download.
 pub struct PullOptions {
     /// Fetch from this URL only (the file itself, not a folder).
     pub from: Option<String>,
@@ -44,24 +45,32 @@ impl Default for PullOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+/// What a download is doing.
 pub enum Phase {
     /// Hashing the bytes a previous attempt left, before asking for the rest.
     Checking,
+    /// Receiving the file.
     Downloading,
 }
 
 /// What a progress callback sees, about ten times a second.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct PullProgress {
+    /// The catalog id.
     pub model: String,
+    /// Checking or downloading.
     pub phase: Phase,
     /// `host[:port]` of the source being read.
     pub source: String,
+    /// Bytes of the file on disk so far.
     pub done: u64,
+    /// Bytes of the whole file.
     pub total: u64,
     /// Bytes already on disk when this download started (not fetched again).
     pub resumed_from: u64,
+    /// Recent speed.
     pub bytes_per_s: f64,
+    /// Seconds left at that speed, when it can be told.
     pub eta_s: Option<u64>,
 }
 

@@ -40,13 +40,18 @@ const UNIFIED_GPU_SHARE_PERCENT: u64 = 65;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+/// Where a model can run on this machine.
 pub enum FitClass {
+    /// Entirely in the GPU's memory.
     FitsGpu,
+    /// In RAM, on the CPU.
     FitsCpu,
+    /// Neither.
     TooLarge,
 }
 
 impl FitClass {
+    /// How the UI and `perimeter hw` word it.
     pub fn label(self) -> &'static str {
         match self {
             FitClass::FitsGpu => "fits on GPU",
@@ -57,31 +62,45 @@ impl FitClass {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// How one catalog model fits this machine.
 pub struct ModelFit {
+    /// The catalog id.
     pub id: String,
+    /// Memory it needs: weights, KV cache for its context, working space.
     pub need_bytes: u64,
+    /// Where it fits.
     pub class: FitClass,
     /// Expected decode speed on this machine's CPU (tokens/s), for a model that runs there.
     pub cpu_tokens_per_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// The model recommended for this machine.
 pub struct Pick {
+    /// The catalog id.
     pub id: String,
+    /// Where it would run.
     pub placement: FitClass,
+    /// Why this one, in words.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// Every catalog model classified for this machine, and the pick.
 pub struct Assessment {
+    /// RAM a model may take, leaving the rest to the system and the app.
     pub ram_budget_bytes: u64,
+    /// GPU memory a model may take, when there is a GPU this build can use.
     pub gpu_budget_bytes: Option<u64>,
+    /// That GPU's name.
     pub gpu_name: Option<String>,
     /// A GPU is present that this build cannot use, and which build would.
     pub gpu_note: Option<String>,
     /// The decode speed the CPU pick aims for (tokens/s).
     pub interactive_tokens_per_s: f64,
+    /// Every catalog model, in the catalog's order.
     pub models: Vec<ModelFit>,
+    /// The recommendation, if any model runs here.
     pub pick: Option<Pick>,
     /// Why there is no pick, when there is none.
     pub no_pick_reason: Option<String>,

@@ -37,12 +37,19 @@ pub struct GgufInfo {
     pub context_length: Option<u64>,
     /// Total parameters, counted from the tensor table.
     pub parameter_count: u64,
+    /// Transformer layers.
     pub block_count: Option<u64>,
+    /// Width of the hidden state.
     pub embedding_length: Option<u64>,
+    /// Attention (query) heads.
     pub head_count: Option<u64>,
+    /// Key/value heads (fewer than query heads with grouped-query attention).
     pub head_count_kv: Option<u64>,
+    /// The file carries a chat template (a model without one cannot chat).
     pub has_chat_template: bool,
+    /// Tensors in the file.
     pub tensor_count: u64,
+    /// Bytes.
     pub file_size: u64,
 }
 

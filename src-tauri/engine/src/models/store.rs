@@ -20,31 +20,42 @@ use crate::models::gguf::SUPPORTED_ARCHITECTURES;
 const MANIFEST: &str = "installed.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+/// A model file the store holds or links to.
 pub struct InstalledModel {
     /// The catalog id when the file is a catalog model, else the file's name without `.gguf`.
     pub id: String,
+    /// The catalog entry the file is, by its name and size.
     pub catalog_id: Option<String>,
+    /// The GGUF file.
     pub file: PathBuf,
     /// The file stays where the user keeps it; the app never deletes it.
     pub linked: bool,
+    /// The file's SHA-256, computed at import.
     pub sha256: String,
+    /// What the file says about the model.
     pub info: GgufInfo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How an import takes the user's file.
 pub enum ImportMode {
+    /// Copied into the model folder; the original stays.
     Copy,
     /// Into the model folder by rename when it is on the same disk (instant for big files),
     /// else copied, checked, and only then is the original deleted.
     Move,
+    /// Left where it is, and recorded by path.
     Link,
 }
 
 /// Result of re-checking one installed model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
+    /// The installed model's id.
     pub id: String,
+    /// The file is there and unchanged.
     pub ok: bool,
+    /// What is wrong, when something is.
     pub problem: Option<String>,
 }
 
@@ -53,11 +64,13 @@ struct Manifest {
     models: Vec<InstalledModel>,
 }
 
+/// The installed models: a folder of GGUF files and a manifest of what each is.
 pub struct ModelStore {
     dir: PathBuf,
 }
 
 impl ModelStore {
+    /// The store in `dir` (created on the first import).
     pub fn new(dir: impl Into<PathBuf>) -> ModelStore {
         ModelStore { dir: dir.into() }
     }
@@ -67,10 +80,12 @@ impl ModelStore {
         ModelStore::new(crate::paths::models_dir())
     }
 
+    /// The model folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The installed models, in the order they were installed.
     pub fn list(&self) -> Result<Vec<InstalledModel>> {
         Ok(self.read_manifest()?.models)
     }

@@ -19,6 +19,7 @@ fn unavailable(server: &str, e: keyring::Error) -> Error {
     }
 }
 
+/// Keeps `key` for `server` in the system keychain.
 pub fn set_api_key(server: &str, key: &str) -> Result<()> {
     entry(server)?.set_password(key).map_err(|e| unavailable(server, e))
 }

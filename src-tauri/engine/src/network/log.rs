@@ -10,20 +10,26 @@ use serde::{Deserialize, Serialize};
 use crate::{paths, records, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+/// One outbound connection, as the network log keeps it.
 pub struct ConnectionRecord {
     /// Unix seconds when the connection was opened.
     pub at: u64,
+    /// The host connected to.
     pub host: String,
+    /// Its port.
     pub port: u16,
     /// What it was for, in words ("company inference server", "model download").
     pub purpose: String,
+    /// Bytes sent, body only.
     pub bytes_sent: u64,
+    /// Bytes received, body only.
     pub bytes_received: u64,
     /// "ok", or what went wrong.
     pub outcome: String,
 }
 
 impl ConnectionRecord {
+    /// A record of a connection opened now, "ok" until told otherwise.
     pub fn new(host: &str, port: u16, purpose: &str) -> ConnectionRecord {
         ConnectionRecord {
             at: records::now(),
@@ -37,19 +43,23 @@ impl ConnectionRecord {
     }
 }
 
+/// The log of outbound connections: one JSON line each, appended.
 pub struct ConnectionLog {
     path: PathBuf,
 }
 
 impl ConnectionLog {
+    /// The log in the app's data folder.
     pub fn default_location() -> ConnectionLog {
         ConnectionLog::at(&paths::data_dir().join("network-log.jsonl"))
     }
 
+    /// The log at `path`.
     pub fn at(path: &Path) -> ConnectionLog {
         ConnectionLog { path: path.to_path_buf() }
     }
 
+    /// Where the log is.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -23,6 +23,7 @@ use crate::{paths, Error, Result};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+/// Whether any outbound connection may be opened.
 pub enum Mode {
     /// No outbound connection at all.
     #[default]
@@ -36,10 +37,13 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     #[serde(default)]
+    /// Offline or allowlist.
     pub mode: Mode,
     #[serde(default)]
+    /// Host rules the allowlist allows (`host`, `host:port`, `*.domain`).
     pub allow: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Download mirrors tried before a model's own sources.
     pub mirrors: Vec<String>,
 }
 
@@ -51,6 +55,7 @@ pub struct HostRule {
 }
 
 impl HostRule {
+    /// Reads a host rule; an error says how to write one.
     pub fn parse(rule: &str) -> Result<HostRule> {
         let bad = |why: &str| Error::NetworkPolicy { reason: format!("`{rule}` is not a host rule: {why}") };
         let rule = rule.trim().to_ascii_lowercase();
@@ -79,6 +84,7 @@ impl HostRule {
         port_ok && host_ok
     }
 
+    /// Whether the rule allows `host:port`.
     pub fn matches(&self, host: &str, port: u16) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         let host_ok = match self.host.strip_prefix("*.") {
@@ -157,6 +163,7 @@ impl NetworkPolicy {
         std::iter::once((self.user_path.as_path(), &self.user)).chain(self.admin.iter().map(|(p, f)| (p.as_path(), f)))
     }
 
+    /// The user's own policy file (what the settings edit).
     pub fn user(&self) -> &PolicyFile {
         &self.user
     }

@@ -28,8 +28,11 @@ use crate::projects::{Project, Projects};
 /// never written to the settings.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// A model id or `.gguf` path for this run.
     pub model: Option<String>,
+    /// A company server for this run.
     pub server: Option<ServerSettings>,
+    /// How to load the local model.
     pub load: LoadOptions,
     /// Longest wait for the company server; 60 s when `None`.
     pub server_timeout: Option<Duration>,
@@ -40,11 +43,23 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS)]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum ModelEvent {
-    /// `source`: the model file, or the server's URL.
-    Loading { source: String },
-    Loaded { name: String, seconds: f64 },
+    /// A model is being loaded or reached.
+    Loading {
+        /// The model file, or the server's URL.
+        source: String,
+    },
+    /// It is ready.
+    Loaded {
+        /// The model's name.
+        name: String,
+        /// How long the load took.
+        seconds: f64,
+    },
     /// The load failed; the request returns the error itself.
-    Failed { reason: String },
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
     /// The choice changed and the loaded model was let go; the next request loads again.
     Unloaded,
 }
@@ -56,6 +71,8 @@ struct OpenProject {
     watcher: Option<Watcher>,
 }
 
+/// What a host holds while it runs: settings, the loaded model, the open projects and the
+/// running jobs. Shared behind an `Arc`; every method takes `&self`.
 pub struct Session {
     data_dir: PathBuf,
     overrides: Overrides,
@@ -102,18 +119,23 @@ impl Session {
         }
     }
 
+    /// The session kept in `data_dir` (its settings, models and projects), with a host's
+    /// `overrides` for this run.
     pub fn at(data_dir: &Path, overrides: Overrides) -> Result<Session> {
         Ok(Session { settings: Mutex::new(Settings::load(data_dir)?), ..Session::empty(data_dir, overrides) })
     }
 
+    /// The saved settings (not the overrides).
     pub fn settings(&self) -> Settings {
         self.settings.lock().expect("settings lock").clone()
     }
 
+    /// The installed models.
     pub fn model_store(&self) -> ModelStore {
         ModelStore::new(self.data_dir.join("models"))
     }
 
+    /// The list of added projects.
     pub fn project_list(&self) -> Projects {
         Projects::new(&self.data_dir)
     }
@@ -329,10 +351,12 @@ impl Session {
         Some(token)
     }
 
+    /// Forgets the job `id` (it has ended).
     pub fn end_job(&self, id: &str) {
         self.jobs.lock().expect("jobs lock").remove(id);
     }
 
+    /// Whether the job `id` is running.
     pub fn is_running(&self, id: &str) -> bool {
         self.jobs.lock().expect("jobs lock").contains_key(id)
     }

@@ -1,5 +1,5 @@
-//! The requests both hosts make of a session: a question in a conversation, a change
-//! proposed, applied and undone. Each runs as a job the host can cancel, loads the model on
+//! The requests both hosts make of a session: a question in a conversation (or to the model
+//! alone), a change proposed, applied and undone. Each runs as a job the host can cancel, loads the model on
 //! first use (telling the host), and keeps its result in the project's data folder.
 
 use std::collections::HashMap;
@@ -12,40 +12,48 @@ use crate::assistant::{self, Conversation, ConversationSummary, Conversations, R
 use crate::context::{Exchange, PromptReport};
 use crate::edit::{self, Applied, AppliedChange, EditAnswer, EditFormat, Proposal, Proposals, Selection};
 use crate::error::{Error, Result};
-use crate::inference::{StopReason, TokenSink, Usage};
+use crate::inference::{ChatMessage, Generation, GenerationParams, StopReason, TokenSink, Usage};
 
 /// Where a request's progress goes as it happens: the model's load, and the answer's text
 /// (the sink returns `false` to stop, e.g. a closed pipe).
 pub struct Streams<'a> {
+    /// Told when a model is loaded for the request.
     pub model: &'a mut (dyn FnMut(ModelEvent) + Send),
+    /// Takes the answer's text as it is generated.
     pub text: &'a mut (dyn TokenSink + Send),
 }
 
 /// Which conversation a question goes into.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConversationChoice {
+    /// A new conversation.
     New,
     /// The project's most recently updated one (a new one if it has none).
     Latest,
+    /// The conversation with this id.
     Id(String),
 }
 
 /// A question answered: the conversation it is now part of (saved), and the new turn.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct Answered {
+    /// The conversation, as it is now.
     pub conversation: ConversationSummary,
+    /// The new turn.
     pub turn: Turn,
 }
 
 /// A change request.
 #[derive(Debug, Clone)]
 pub struct EditRequest {
+    /// What to change, in the user's words.
     pub instruction: String,
     /// `None`: by the model's size.
     pub format: Option<EditFormat>,
     /// The model first sees the project's latest proposal, request and answer, as an
     /// earlier turn ("the tests still fail: …" after applying it).
     pub follow_up: bool,
+    /// Answer length, temperature, context and retrieval.
     pub options: RequestOptions,
 }
 
@@ -109,6 +117,13 @@ impl Session {
         let turn = assistant::ask(&model, &index, &mut convo, question, options, streams.text, &cancel).await?;
         store.save(&convo)?;
         Ok(Answered { conversation: convo.summary(), turn })
+    }
+
+    /// Sends `messages` to the model alone (no project, nothing kept), as job `job`.
+    pub async fn chat(&self, messages: &[ChatMessage], params: &GenerationParams, job: &str, streams: Streams<'_>) -> Result<Generation> {
+        let (_job, cancel) = self.job(job)?;
+        let model = self.model(streams.model).await?;
+        model.generate(messages, params, streams.text, &cancel).await
     }
 
     /// Asks the model for the change `request` describes, as job `job`; the proposal is

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 /// The company inference server the user chose; no URL means the model on this machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSettings {
+    /// Base URL of the server; `None`: the model on this machine.
     pub url: Option<String>,
     /// The server's model to ask for; its first model when `None`.
     pub model: Option<String>,
@@ -18,13 +19,16 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+/// What the user chose, kept in the data folder's `settings.toml`.
 pub struct Settings {
     /// An installed model's id or a `.gguf` path; `None`: the largest installed model.
     pub model: Option<String>,
+    /// The company server, if any.
     pub server: ServerSettings,
 }
 
 impl Settings {
+    /// Where the settings are kept in `data_dir`.
     pub fn path(data_dir: &Path) -> PathBuf {
         data_dir.join("settings.toml")
     }
@@ -50,6 +54,7 @@ impl Settings {
         }
     }
 
+    /// Writes the settings atomically into `data_dir`.
     pub fn save(&self, data_dir: &Path) -> Result<()> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
         let path = Settings::path(data_dir);
