@@ -18,6 +18,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 packages=(build-essential pkg-config libssl-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libxdo-dev   # Tauri's WebKitGTK shell
   libdbus-1-dev                                                # the OS keychain (Secret Service)
+  bubblewrap                                                   # agent mode's command sandbox
   nodejs npm python3 python3-pip unzip)
 [ "$want_tests" = 1 ] && packages+=(xvfb webkit2gtk-driver util-linux strace ripgrep
   gnome-keyring dbus-daemon dbus-bin   # the window tests; the offline proofs; a real OS keychain

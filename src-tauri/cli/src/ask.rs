@@ -66,7 +66,7 @@ async fn ask_model(args: AskArgs) -> anyhow::Result<ExitCode> {
     let session = Arc::new(args.model.session()?);
     stop_on_ctrl_c(&session);
     let messages = [ChatMessage::system(SYSTEM_PROMPT), ChatMessage::user(&args.question)];
-    let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature };
+    let params = GenerationParams { max_tokens: args.max_tokens, temperature: args.temperature, json_schema: None };
     let mut spinner = crate::load::Spinner::new(!args.json);
     let streams = Streams { model: &mut |e| spinner.show(e), text: &mut stdout_sink(args.json) };
     let generation = session.chat(&messages, &params, "ask", streams).await?;

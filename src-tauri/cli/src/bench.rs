@@ -252,10 +252,10 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
     let mut discard = |_: &str| true;
 
     // Warm-up: first-touch page faults and thread-pool start-up are not what we measure.
-    let warm = GenerationParams { max_tokens: 4, temperature: None };
+    let warm = GenerationParams { max_tokens: 4, temperature: None, json_schema: None };
     model.generate(&[ChatMessage::user("Hello")], &warm, &mut discard, &cancel).await?;
 
-    let params = GenerationParams { max_tokens: args.decode_tokens, temperature: None };
+    let params = GenerationParams { max_tokens: args.decode_tokens, temperature: None, json_schema: None };
     let (mut ttft, mut prompt_rate, mut decode_rate) = (vec![], vec![], vec![]);
     for _ in 0..args.runs.max(1) {
         let g = model.generate(&messages, &params, &mut discard, &cancel).await?;
@@ -337,7 +337,7 @@ async fn follow_up(args: &InferenceArgs, first: &str, progress: bool) -> anyhow:
     let model = load_model(args.model.as_deref(), &options, progress).await?;
     let cancel = CancellationToken::new();
     let mut discard = |_: &str| true;
-    let params = GenerationParams { max_tokens: args.decode_tokens, temperature: None };
+    let params = GenerationParams { max_tokens: args.decode_tokens, temperature: None, json_schema: None };
     let g = model.generate(&[ChatMessage::user(first)], &params, &mut discard, &cancel).await?;
     let earlier = g.usage.prompt_tokens.unwrap_or_default() + g.usage.completion_tokens;
     let answer = g.text;
@@ -350,7 +350,7 @@ async fn follow_up(args: &InferenceArgs, first: &str, progress: bool) -> anyhow:
         let after_answer = rendered.rsplit_once(answer.as_str()).map_or(rendered.as_str(), |(_, tail)| tail);
         std::fs::write(path, after_answer).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
-    let short = GenerationParams { max_tokens: 8, temperature: None };
+    let short = GenerationParams { max_tokens: 8, temperature: None, json_schema: None };
     let mut ttft = Vec::new();
     for question in FOLLOW_UPS.iter().cycle().take(args.runs.max(1)) {
         let g = model.generate(&conversation(question), &short, &mut discard, &cancel).await?;

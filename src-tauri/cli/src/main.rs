@@ -1,6 +1,7 @@
 //! `perimeter`: the engine from a terminal. Only this crate knows about flags, progress bars
 //! and exit codes; every command is a thin call into `perimeter-engine`.
 
+mod agent;
 mod ask;
 mod bench;
 mod bench_edits;
@@ -37,6 +38,9 @@ enum Command {
     Models(models::ModelsCommand),
     /// Ask a question (about a project, with --project); the answer streams to stdout.
     Ask(ask::AskArgs),
+    /// Let the agent work on a task in a project: it searches, reads, edits and runs
+    /// commands (confined, as approved) until done; every change can be rewound.
+    Agent(agent::AgentArgs),
     /// List, show or delete a project's conversations.
     Conversations(ask::ConversationsArgs),
     /// Ask for a change to a project; prints the proposed diff (--apply to write it).
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             Command::Ask(args) => ask::run(args).await,
             Command::Conversations(args) => ask::run_conversations(args),
             Command::Edit(args) => edit::run_edit(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Apply(args) => edit::run_apply(args),
             Command::Undo(args) => edit::run_undo(args),
             Command::History(args) => edit::run_history(args),

@@ -143,6 +143,8 @@ struct ChatRequest {
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
+    /// OpenAI's structured output: `{"type": "json_schema", "json_schema": {"schema": …}}`.
+    response_format: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -186,7 +188,7 @@ fn parse_chat(body: &[u8], shared: &Shared) -> anyhow::Result<Chat> {
     let temperature = r.temperature.filter(|t| *t > 0.0);
     Ok(Chat {
         messages,
-        params: GenerationParams { max_tokens, temperature },
+        params: GenerationParams { max_tokens, temperature, json_schema: r.response_format.and_then(|f| f.pointer("/json_schema/schema").cloned()) },
         stream: r.stream,
         include_usage: r.stream_options.is_some_and(|o| o.include_usage),
     })

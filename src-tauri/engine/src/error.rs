@@ -12,6 +12,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs)]
 pub enum Error {
+    #[error("cannot run the command confined: {reason}")]
+    Sandbox { reason: String },
     #[error(
         "model file {} does not exist; give the path of a .gguf file, or a name from `perimeter models list`",
         path.display()
@@ -216,6 +218,7 @@ impl Error {
             Error::HeldChange { .. } => "held_change",
             Error::CorruptRecord { .. } => "corrupt_record",
             Error::Io { .. } => "io",
+            Error::Sandbox { .. } => "sandbox",
         }
     }
 

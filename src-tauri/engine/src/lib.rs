@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod assistant;
 pub mod context;
 pub mod edit;

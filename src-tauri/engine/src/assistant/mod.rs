@@ -120,7 +120,7 @@ pub async fn ask(
         PromptRequest { system: ASK_SYSTEM_PROMPT, history: &history, excerpts: &excerpts, question, frame: frame_question };
     let (messages, mut context) = assemble(model, &request, options.window(model), options.max_tokens).await?;
     note_destination(model, &mut context);
-    let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
+    let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature, json_schema: None };
     let generation = model.generate(&messages, &params, sink, cancel).await?;
     let known = index.paths()?;
     let turn = Turn {
@@ -197,7 +197,7 @@ pub async fn propose_edit(
     // Only files that made it into the prompt count as "seen"; others are read when touched.
     seen.retain(|p, _| context.included.iter().any(|e| e.path == *p));
 
-    let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature };
+    let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature, json_schema: None };
     let mut watch = RepeatWatch::new(format == EditFormat::WholeFile, &EDIT_PROMPT_HEADINGS);
     let mut repeated = false;
     let mut guarded = |piece: &str| {

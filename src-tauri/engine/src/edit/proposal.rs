@@ -197,6 +197,11 @@ fn apply_block(
             if w.text.is_none() {
                 return Err(problem(Some(&path), format!("cannot delete {path}: there is no such file")));
             }
+            // Small models end a good rewrite with a stray DELETE of the same file (the
+            // format's own example): the answer contradicts itself, and the rewrite is its point.
+            if w.text.as_deref() != w.base.as_ref().map(|b| b.file.text.as_str()) {
+                return Err(problem(Some(&path), format!("the answer rewrote {path} and then deleted it: the rewrite is kept")));
+            }
             w.text = None;
         }
         EditAction::WholeFile { content } => {
@@ -287,6 +292,20 @@ mod tests {
         assert_eq!(c.files[0].kind, ChangeKind::Modify);
         assert_eq!(c.files[1].kind, ChangeKind::Create);
         assert_eq!(c.files[1].hunks[0].number, c.files[0].hunks.last().unwrap().number + 1);
+    }
+
+    #[test]
+    fn a_delete_after_a_rewrite_of_the_same_file_keeps_the_rewrite() {
+        let (dir, known) = project(&[("calc.js", "function add(a, b) {\n  return a - b;\n}\n")]);
+        // Qwen2.5-Coder 0.5B's answer to "the add function is wrong", as it wrote it.
+        let answer = "calc.js\n```js\nfunction add(a, b) {\n  return a + b;\n}\n```\n\nDELETE calc.js\n";
+        let c = build(dir.path(), &parse(answer, true), &HashMap::new(), &known);
+        assert_eq!(c.files.len(), 1);
+        assert_eq!((c.files[0].kind, c.files[0].new_text.as_str()), (ChangeKind::Modify, "function add(a, b) {\n  return a + b;\n}\n"));
+        assert!(c.problems[0].reason.contains("rewrote calc.js and then deleted it"), "{:?}", c.problems);
+        // A delete on its own is still a delete.
+        let c = build(dir.path(), &parse("DELETE calc.js\n", true), &HashMap::new(), &known);
+        assert_eq!(c.files[0].kind, ChangeKind::Delete);
     }
 
     #[test]

@@ -224,6 +224,9 @@ impl LocalModel {
             None => request.set_deterministic_sampler(),
         };
         request = request.set_sampler_max_len(params.max_tokens.max(1));
+        if let Some(schema) = &params.json_schema {
+            request = request.set_constraint(mistralrs::Constraint::JsonSchema(schema.clone()));
+        }
 
         let started = Instant::now();
         let mut stream =

@@ -62,11 +62,14 @@ pub struct GenerationParams {
     pub max_tokens: usize,
     /// `None` decodes greedily (deterministic); otherwise sampled at this temperature.
     pub temperature: Option<f64>,
+    /// Hold the answer to this JSON schema (constrained decoding); free text when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Value>,
 }
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        GenerationParams { max_tokens: 512, temperature: None }
+        GenerationParams { max_tokens: 512, temperature: None, json_schema: None }
     }
 }
 

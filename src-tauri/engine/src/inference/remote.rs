@@ -186,7 +186,7 @@ impl RemoteModel {
     ) -> Result<Generation> {
         // The policy may have changed since connecting.
         self.policy.check(&self.host, self.port, PURPOSE)?;
-        let body = json!({
+        let mut body = json!({
             "model": self.model,
             "messages": messages,
             "max_tokens": params.max_tokens,
@@ -194,6 +194,10 @@ impl RemoteModel {
             "stream": true,
             "stream_options": {"include_usage": true},
         });
+        if let Some(schema) = &params.json_schema {
+            // OpenAI's structured output, which vLLM and `perimeter serve` also take.
+            body["response_format"] = json!({ "type": "json_schema", "json_schema": { "name": "answer", "schema": schema } });
+        }
         let bytes = serde_json::to_vec(&body).expect("a request serializes");
         let mut record = ConnectionRecord::new(&self.host, self.port, PURPOSE);
         record.bytes_sent = bytes.len() as u64;

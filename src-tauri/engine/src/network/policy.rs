@@ -7,6 +7,7 @@
 //! mode = "allowlist"            # or "offline" (the default)
 //! allow = ["llm.corp.example", "artifacts.corp.example:8443", "*.models.corp.example"]
 //! mirrors = ["https://artifacts.corp.example:8443/models/"]  # where model files can be downloaded
+//! run_commands = false          # the agent may not run commands (default: it may, as approved)
 //! ```
 //!
 //! A mirror is a base URL: a catalog model's file is fetched from `<mirror>/<file name>`, before
@@ -36,15 +37,19 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
-    #[serde(default)]
     /// Offline or allowlist.
-    pub mode: Mode,
     #[serde(default)]
+    pub mode: Mode,
     /// Host rules the allowlist allows (`host`, `host:port`, `*.domain`).
+    #[serde(default)]
     pub allow: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     /// Download mirrors tried before a model's own sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
+    /// `false` forbids the agent to run any command (an administrator's key; the user's file
+    /// cannot turn it back on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_commands: Option<bool>,
 }
 
 /// A host a policy allows: `host`, `host:port`, or `*.domain` (any subdomain, not the domain itself).
@@ -166,6 +171,13 @@ impl NetworkPolicy {
     /// The user's own policy file (what the settings edit).
     pub fn user(&self) -> &PolicyFile {
         &self.user
+    }
+
+    /// Why the agent may not run commands, when a policy file forbids it.
+    pub fn commands_forbidden(&self) -> Option<String> {
+        self.files()
+            .find(|(_, f)| f.run_commands == Some(false))
+            .map(|(p, _)| format!("running commands is turned off by the policy in {}", p.display()))
     }
 
     /// The administrator files in force.

@@ -3,6 +3,7 @@
 //! projects, and the cancellation token of every long job, so both hosts choose, load and
 //! cancel the same way and only present the results differently.
 
+mod agent;
 mod requests;
 mod settings;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use agent::AgentStreams;
 pub use requests::{Answered, ConversationChoice, EditRequest, Streams};
 pub use settings::{ServerSettings, Settings};
 

@@ -1,0 +1,163 @@
+//! `perimeter agent`: the agent works on a task in a project, its steps streamed as they
+//! happen (lines for a person, or one JSON event per line with `--json`); `--rewind` puts a
+//! run's changes back.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use perimeter_engine::agent::{AgentEvent, AgentOptions, ApprovalMode, Decision, Finish, Mode};
+use perimeter_engine::session::AgentStreams;
+use serde_json::json;
+
+use crate::load::ModelChoice;
+use crate::stream::{json_error, stop_on_ctrl_c};
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The task, in words ("make the tests pass", "add a --verbose flag").
+    #[arg(required_unless_present = "rewind")]
+    task: Option<String>,
+    /// The project folder.
+    #[arg(long)]
+    project: PathBuf,
+    /// When commands may run: ask (each time, on the terminal), auto-tests (the project's
+    /// test command without asking), never.
+    #[arg(long, default_value = "ask")]
+    approve: ApprovalMode,
+    /// Most tool calls.
+    #[arg(long, default_value_t = 20)]
+    max_steps: usize,
+    /// free: the model picks every call; scaffold: edit, test, fix from the output. Default: by model size.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<Mode>,
+    /// Scaffold: edit-and-test rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each command may run.
+    #[arg(long, default_value_t = 120)]
+    command_timeout: u64,
+    /// Undo the changes run RUN made from step --to on (the run's id is in its last event).
+    #[arg(long, value_name = "RUN", conflicts_with = "task")]
+    rewind: Option<String>,
+    /// With --rewind: the first step undone (1 = the whole run).
+    #[arg(long, default_value_t = 1, requires = "rewind")]
+    to: usize,
+    #[command(flatten)]
+    model: ModelChoice,
+    /// One JSON event per line (started, call, step, finished).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "free" => Ok(Mode::Free),
+        "scaffold" => Ok(Mode::Scaffold),
+        other => Err(format!("unknown mode `{other}` (free, scaffold)")),
+    }
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match agent(args).await {
+        Err(e) if json => Ok(json_error(&e)),
+        other => other,
+    }
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let session = Arc::new(args.model.session()?);
+    stop_on_ctrl_c(&session);
+    let index = crate::index::open(&session, &args.project)?;
+    let root = index.root().to_path_buf();
+    if let Some(run) = &args.rewind {
+        let undone = session.rewind_agent(&root, run, args.to)?;
+        if args.json {
+            println!("{}", json!({ "event": "rewound", "run": run, "undone": undone }));
+        } else {
+            eprintln!("undid {} change(s) of run {run} from step {} on", undone.len(), args.to);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::index::update(&session, &index, !args.json)?;
+    let task = args.task.clone().expect("clap requires a task without --rewind");
+    let options = AgentOptions {
+        mode: args.mode,
+        max_steps: args.max_steps,
+        rounds: args.rounds,
+        approval: args.approve,
+        command_limits: perimeter_engine::agent::sandbox::Limits {
+            timeout: std::time::Duration::from_secs(args.command_timeout.max(1)),
+            ..Default::default()
+        },
+        ..AgentOptions::default()
+    };
+    let json = args.json;
+    let mut spinner = crate::load::Spinner::new(!json);
+    let mut events = |e: AgentEvent| show(&e, json);
+    let mut approve = |command: &str| ask_approval(command, json);
+    let streams = AgentStreams { model: &mut |e| spinner.show(e), events: &mut events, approve: &mut approve };
+    let report = session.agent(&root, &task, &options, "agent", streams).await?;
+    if !json {
+        eprintln!("run {} — `perimeter agent --project DIR --rewind {} [--to STEP]` undoes its changes", report.id, report.id);
+    }
+    Ok(match report.finish {
+        Finish::Done => ExitCode::SUCCESS,
+        Finish::Stopped => ExitCode::from(130),
+        _ => ExitCode::from(3),
+    })
+}
+
+fn show(event: &AgentEvent, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(event).expect("events serialize"));
+        return;
+    }
+    match event {
+        AgentEvent::Started { mode } => eprintln!("agent: {mode:?} mode"),
+        AgentEvent::Call { step, thought, call } => {
+            let args = serde_json::to_value(call).ok().and_then(|v| v.get("args").cloned()).unwrap_or_default();
+            let thought = if thought.is_empty() { String::new() } else { format!(" — {thought}") };
+            println!("{step:>2}. {} {}{thought}", call.name(), brief(&args.to_string()));
+        }
+        AgentEvent::Step { step } => {
+            let mark = if step.outcome.ok { "ok" } else { "!!" };
+            println!("    {mark} {}", step.outcome.summary);
+            if let Some(diff) = &step.outcome.diff {
+                print!("{diff}");
+            }
+        }
+        AgentEvent::Finished { report } => {
+            println!("{:?}: {} ({} steps, {} tokens, {:.1} s)", report.finish, report.summary, report.steps.len(), report.completion_tokens, report.elapsed_ms / 1000.0);
+        }
+    }
+}
+
+/// The first line of `text`, at most 100 characters (the full call is in `--json`).
+fn brief(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    match line.char_indices().nth(100) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None if line.len() < text.len() => format!("{line}…"),
+        None => line.to_string(),
+    }
+}
+
+/// Asks on the terminal; without one (a pipe, `--json`) nothing can be asked, so no.
+fn ask_approval(command: &str, json: bool) -> Decision {
+    if json || !std::io::stdin().is_terminal() {
+        return Decision::Deny;
+    }
+    eprint!("run `{command}`? [y]es once, [a]lways in this project, [N]o: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    match line.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Decision::Once,
+        "a" | "always" => Decision::Always,
+        _ => Decision::Deny,
+    }
+}
