@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+use perimeter_engine::agent::commands::{ApprovalMode, Decision};
+use perimeter_engine::agent::sandbox::CommandRun;
+use perimeter_engine::agent::{AgentEvent, AgentReport, Finish, Outcome, Step, ToolCall};
 use perimeter_engine::assistant::{Citation, Conversation, ConversationSummary, Turn};
 use perimeter_engine::context::{ExcerptUse, PromptReport};
 use perimeter_engine::edit::{
@@ -63,6 +66,8 @@ fn bindings() -> String {
         HoldKind, Hold, ChangeKind, perimeter_engine::edit::text::LineStyle, FileChange,
         perimeter_engine::edit::locate::ClosestLines, BlockProblem, EditFormat, Proposal, ProposalSummary,
         perimeter_engine::edit::apply::AppliedFile, AppliedChange, Applied,
+        // Agent mode
+        perimeter_engine::agent::Mode, ToolCall, CommandRun, Outcome, Step, Finish, AgentReport, AgentEvent, ApprovalMode, Decision,
         // Models, hardware, the model load
         GgufInfo, InstalledModel, Role, CatalogEntry, ModelsOverview, Phase, PullProgress, ImportProgress, ModelEvent,
         CpuInfo, GpuInfo, HardwareProfile, FitClass, ModelFit, Pick, Assessment, HardwareSummary,
@@ -90,4 +95,23 @@ fn the_ui_bindings_are_generated_from_the_rust_types() {
         "{} is not what the Rust types generate; run PERIMETER_WRITE_BINDINGS=1 cargo test --release -p perimeter-app bindings",
         path.display()
     );
+}
+
+#[test]
+fn the_window_may_call_every_command_and_nothing_else() {
+    // build.rs makes an `allow-<command>` permission for each command of `commands!`; the
+    // window's capability must grant exactly those (a missing one fails only at run time).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities/default.json");
+    let capability: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut granted: Vec<String> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_prefix("allow-").map(str::to_string))
+        .filter(|p| !p.contains(':'))
+        .collect();
+    let mut commands: Vec<String> = commands!(names).iter().map(|n| n.replace('_', "-")).collect();
+    granted.sort();
+    commands.sort();
+    assert_eq!(granted, commands, "{} must grant allow-<command> for each command in src/lib.rs", path.display());
 }

@@ -27,6 +27,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHOTS = os.path.join(ROOT, "tests", "app", "screenshots")
 MODEL = os.path.join(ROOT, "models", "local", "SmolLM2-135M-Instruct.Q4_1.gguf")
+# The real coding model (scripts/fetch-models.sh --real): agent mode needs one that can code.
+QWEN = os.path.join(ROOT, "models", "local", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 
 
 def free_port():
@@ -305,7 +307,7 @@ def main(app, perimeter):
         assert open(pricing).read() == original
 
         # Models: the hardware and the pick.
-        d.click("nav[aria-label=Views] button:nth-child(3)")
+        d.click("nav[aria-label=Views] button:nth-child(4)")
         d.wait_text("[data-testid=hardware]", "CPU")
         d.text("[data-testid=pick]")
         d.screenshot("models")
@@ -359,7 +361,7 @@ def main(app, perimeter):
         # The smallest supported window (tauri.conf.json minWidth/minHeight): nothing overflows.
         d.call("POST", "/window/rect", {"width": 1024, "height": 700})
         time.sleep(0.5)
-        for n, name in ((1, "chat"), (2, "changes"), (3, "models")):
+        for n, name in ((1, "chat"), (2, "changes"), (3, "agent"), (4, "models")):
             d.click(f"nav[aria-label=Views] button:nth-child({n})")
             time.sleep(0.5)
             size = d.script("return [innerWidth, innerHeight, document.documentElement.scrollWidth,"
@@ -388,7 +390,7 @@ def main(app, perimeter):
             hang.bind(("127.0.0.1", 0))
             hang.listen()
             hang_url = f"http://127.0.0.1:{hang.getsockname()[1]}"
-            d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.click("nav[aria-label=Views] button:nth-child(4)")
             d.type("[data-testid=server-url]", hang_url)
             d.click("[data-testid=server-use]")
             d.wait_text("[data-testid=server-active]", hang_url)
@@ -403,7 +405,7 @@ def main(app, perimeter):
             hang.close()
             d.wait_text("[role=alert]", "127.0.0.1", timeout=60)
             d.wait_gone("[data-testid=model-loading]", timeout=5)
-            d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.click("nav[aria-label=Views] button:nth-child(4)")
             d.wait_text("[data-testid=server-active]", hang_url)  # the form has its settings
             d.clear("[data-testid=server-url]")
             d.type("[data-testid=server-url]", f"http://127.0.0.1:{serve_port}")
@@ -419,7 +421,7 @@ def main(app, perimeter):
             # silent one is no longer allowed.
             d.wait_text("[data-testid=network-status]", f"Allowlist: 127.0.0.1:{serve_port} · 3 connection(s)", timeout=30)
             d.screenshot("chat-server")
-            d.click("nav[aria-label=Views] button:nth-child(3)")
+            d.click("nav[aria-label=Views] button:nth-child(4)")
             d.click("[data-testid=server-stop]")
             d.wait_text("[data-testid=server-message]", "Back to the model on this machine")
             d.wait_text("[data-testid=network-status]", "Offline · 3 connection(s)")
@@ -428,7 +430,7 @@ def main(app, perimeter):
             serve.wait(timeout=10)
 
         # Removing the linked dev model takes it off the list and leaves the file alone.
-        d.click("nav[aria-label=Views] button:nth-child(3)")
+        d.click("nav[aria-label=Views] button:nth-child(4)")
         d.click("button[aria-label='Remove smollm2-135m-instruct-q4_1']")
         d.click("[data-testid=confirm-remove]")
         d.wait_text("[data-testid=removed-message]", "its file stays at")
@@ -442,7 +444,7 @@ def main(app, perimeter):
         mirror, ranges = model_mirror()
         with open(os.path.join(env["PERIMETER_DATA_DIR"], "network.toml"), "a") as f:
             f.write(f'mirrors = ["http://127.0.0.1:{mirror.server_address[1]}/models/"]\n')
-        d.click("nav[aria-label=Views] button:nth-child(3)")
+        d.click("nav[aria-label=Views] button:nth-child(4)")
         row = "[data-testid='catalog-smollm2-135m-instruct-q4_1']"
         d.click(f"{row} [data-testid=download]")
         d.wait_text("[role=alert]", "allow 127.0.0.1 in the network panel")
@@ -477,6 +479,42 @@ def main(app, perimeter):
         d.click("nav[aria-label=Views] button:nth-child(1)")
         assert not d.script("return !!document.querySelector('[data-testid=no-model]')"), "still no model after the download"
         mirror.shutdown()
+
+        # Agent: Qwen2.5-Coder 0.5B fixes a failing test in a project dropped on the window; the
+        # test command waits for the user's approval in the window; the run is rewound to the
+        # exact bytes.
+        calc = os.path.join(tmp, "calc-js")
+        shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "projects", "calc-js"), calc)
+        calc_js = os.path.join(calc, "calc.js")
+        calc_before = open(calc_js, "rb").read()
+        cli(perimeter, env, "models", "import", "--link", QWEN)
+        # Chosen explicitly (the largest installed model is the default, but the dev model is
+        # the one loaded): away and back, so the choice is the user's.
+        d.click("nav[aria-label=Views] button:nth-child(4)")
+        d.click("[data-testid='use-smollm2-135m-instruct-q4_1']")
+        d.wait_text(".installed li.active", "smollm2")
+        d.click("[data-testid='use-qwen2.5-coder-0.5b-instruct-q4_k_m']")
+        d.wait_text(".installed li.active", "qwen2.5-coder-0.5b")
+        d.script("window.__TAURI_INTERNALS__.invoke('plugin:event|emit', {event: 'tauri://drag-drop', "
+                 "payload: {paths: [arguments[0]], position: {x: 400, y: 300}}})", calc)
+        d.wait_text(".dialogue .empty h2", "Ask about calc-js", timeout=60)
+        d.wait_text(".projects li.active", "watching", timeout=60)
+        d.click("[data-testid=view-agent]")
+        d.type("textarea[aria-label=Task]", "The add function in calc.js is wrong; make the tests pass")
+        d.click("[data-testid=agent-start]")
+        d.wait_text("[data-testid=agent-approval]", "npm test", timeout=240)
+        d.wait_text("[data-testid=agent-steps]", "changed calc.js")
+        d.screenshot("agent-approval")
+        d.click("[data-testid=approve-once]")
+        d.wait_text("[data-testid=agent-finish]", "Done", timeout=120)
+        assert "return a + b" in open(calc_js).read()
+        log = open(os.path.join(env["PERIMETER_DATA_DIR"], "command-log.jsonl")).read()
+        assert '"command":"npm test","outcome":"ran","approved_by":"user"' in log, log
+        d.screenshot("agent")
+        d.click("[data-testid=rewind-1]")
+        d.wait_text("[data-testid=agent-message]", "Rewound to before step 1")
+        assert open(calc_js, "rb").read() == calc_before
+        d.screenshot("agent-rewound")
         print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:

@@ -50,6 +50,31 @@ fn qwen_fixes_a_bug_the_tests_confirm_it_and_the_run_rewinds_exactly() {
 }
 
 #[test]
+fn every_answer_is_a_well_formed_call_even_from_the_dev_model() {
+    // The 135M development model has never seen the tool format and cannot code; held to the
+    // calls' JSON schema by constrained decoding, each of its answers still reads as a call.
+    let sb = Sandbox::new();
+    sb.import_dev_model();
+    let project = fixture_project(&sb, "calc-js");
+    sb.cmd().args(["projects", "add"]).arg(&project).output().unwrap();
+    let out = sb
+        .cmd()
+        .args(["agent", "--json", "--mode", "free", "--max-steps", "4", "--approve", "never", "--project"])
+        .arg(&project)
+        .arg("The add function in calc.js is wrong; fix it")
+        .output()
+        .unwrap();
+    let events = json_lines(&out.stdout);
+    let report = &events.last().unwrap()["report"];
+    let steps = report["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{events:#?}");
+    for s in steps {
+        assert!(!s["call"].is_null(), "an answer that is not a call: {s:#}");
+        assert!(s["usage"]["prompt_tokens"].is_u64(), "each call's usage is reported: {s:#}");
+    }
+}
+
+#[test]
 fn an_administrators_policy_stops_every_command() {
     let sb = Sandbox::new();
     let project = fixture_project(&sb, "calc-js");

@@ -113,6 +113,22 @@ fn the_server_speaks_the_openai_api_and_wants_its_token() {
 }
 
 #[test]
+fn the_server_holds_an_answer_to_a_json_schema() {
+    // What agent mode sends a company server (OpenAI's structured output). The dev model left
+    // free says hello in words; held to the schema, it can only write the object.
+    let s = Served::start();
+    let schema = r#"{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"],"additionalProperties":false}"#;
+    let body = format!(
+        r#"{{"messages":[{{"role":"user","content":"Say hello."}}],"max_tokens":24,"response_format":{{"type":"json_schema","json_schema":{{"name":"answer","schema":{schema}}}}}}}"#
+    );
+    let reply = post(s.port, TOKEN, &body);
+    let json: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let content = json["choices"][0]["message"]["content"].as_str().unwrap();
+    let answer: serde_json::Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("not the schema's JSON ({e}): {content}"));
+    assert!(answer["n"].is_i64() && answer.as_object().unwrap().len() == 1, "{content}");
+}
+
+#[test]
 fn serving_beyond_loopback_needs_a_token() {
     let sb = Sandbox::new();
     let out = sb.cmd().args(["serve", "--host", "0.0.0.0", "--port", "1"]).env_remove("PERIMETER_SERVE_TOKEN").output().unwrap();

@@ -125,7 +125,8 @@ fn show(event: &AgentEvent, json: bool) {
         }
         AgentEvent::Step { step } => {
             let mark = if step.outcome.ok { "ok" } else { "!!" };
-            println!("    {mark} {}", step.outcome.summary);
+            let timing = step.usage.as_ref().and_then(|u| Some(format!(" (prompt {} tokens, first token after {:.1} s)", u.prompt_tokens?, u.time_to_first_token_ms? / 1000.0)));
+            println!("    {mark} {}{}", step.outcome.summary, timing.unwrap_or_default());
             if let Some(diff) = &step.outcome.diff {
                 print!("{diff}");
             }

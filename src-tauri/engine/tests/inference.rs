@@ -39,7 +39,7 @@ async fn streams_an_answer_with_usage() {
         pieces.push(t.to_string());
         true
     };
-    let params = GenerationParams { max_tokens: 48, temperature: None };
+    let params = GenerationParams { max_tokens: 48, temperature: None, json_schema: None };
     let g = model.generate(&question(), &params, &mut sink, &CancellationToken::new()).await.unwrap();
 
     assert!(!g.text.trim().is_empty(), "empty answer");
@@ -59,7 +59,7 @@ async fn streams_an_answer_with_usage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn greedy_decoding_is_deterministic() {
     let model = load(&dev_model()).await.unwrap();
-    let params = GenerationParams { max_tokens: 24, temperature: None };
+    let params = GenerationParams { max_tokens: 24, temperature: None, json_schema: None };
     let cancel = CancellationToken::new();
     let a = model.generate(&question(), &params, &mut |_: &str| true, &cancel).await.unwrap();
     let b = model.generate(&question(), &params, &mut |_: &str| true, &cancel).await.unwrap();
@@ -75,12 +75,12 @@ async fn a_sink_returning_false_stops_generation() {
         seen < 3
     };
     // Ignore end-of-text so that only the sink can stop it short of max_tokens.
-    let params = GenerationParams { max_tokens: 400, temperature: None };
+    let params = GenerationParams { max_tokens: 400, temperature: None, json_schema: None };
     let g = model.generate(&question(), &params, &mut sink, &CancellationToken::new()).await.unwrap();
     assert_eq!(g.stop, StopReason::Cancelled);
     assert_eq!(g.usage.completion_tokens, 3);
     // The engine is free again: the next request is served.
-    let next = model.generate(&question(), &GenerationParams { max_tokens: 4, temperature: None }, &mut |_: &str| true, &CancellationToken::new()).await.unwrap();
+    let next = model.generate(&question(), &GenerationParams { max_tokens: 4, temperature: None, json_schema: None }, &mut |_: &str| true, &CancellationToken::new()).await.unwrap();
     assert!(!next.text.is_empty());
 }
 
@@ -102,7 +102,7 @@ async fn cancellation_from_another_task_stops_early() {
         true
     };
     let started = Instant::now();
-    let params = GenerationParams { max_tokens: 2000, temperature: None };
+    let params = GenerationParams { max_tokens: 2000, temperature: None, json_schema: None };
     let g = model.generate(&question(), &params, &mut sink, &cancel).await.unwrap();
     assert_eq!(g.stop, StopReason::Cancelled);
     assert!(g.usage.completion_tokens < 100, "kept going: {} tokens", g.usage.completion_tokens);
@@ -157,6 +157,6 @@ async fn bad_files_get_clear_errors_and_the_process_stays_up() {
 
     // After all that, the real model still loads and answers in this same process.
     let model = load(&dev_model()).await.unwrap();
-    let g = model.generate(&question(), &GenerationParams { max_tokens: 8, temperature: None }, &mut |_: &str| true, &CancellationToken::new()).await.unwrap();
+    let g = model.generate(&question(), &GenerationParams { max_tokens: 8, temperature: None, json_schema: None }, &mut |_: &str| true, &CancellationToken::new()).await.unwrap();
     assert!(!g.text.is_empty());
 }

@@ -1,6 +1,7 @@
 //! The app's commands, by view. Each unpacks its arguments, calls the engine session, and
 //! turns engine errors into a [`CmdError`]: a kind to decide by and a message for the window.
 
+pub mod agent;
 pub mod chat;
 pub mod edits;
 pub mod models;

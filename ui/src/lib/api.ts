@@ -3,7 +3,7 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 
 import type {
-  AppliedChange, Applied, Answered, CmdError, Command, Conversation, ConversationSummary, Events, HardwareSummary,
+  AgentEvent, AgentReport, ApprovalMode, Decision, AppliedChange, Applied, Answered, CmdError, Command, Conversation, ConversationSummary, Events, HardwareSummary,
   InstalledModel, ModelsOverview, NetworkStatus, Project, ProjectStatus, Proposal, ProposalSummary, ServerStatus,
 } from "./bindings";
 
@@ -46,6 +46,12 @@ export const api = {
   apply: (root: string, id: string, hunks: number[] | null, confirm = false) => call<Applied>("proposal_apply", { root, id, hunks, confirm }),
   undo: (root: string, id: string | null) => call<AppliedChange>("undo", { root, id }),
   history: (root: string) => call<AppliedChange[]>("history", { root }),
+  // The run's calls and steps stream into onEvent; a command waiting for approval into onApproval.
+  agentRun: (root: string, task: string, approval: ApprovalMode, request: string, onEvent: (e: AgentEvent) => void, onApproval: (command: string) => void) =>
+    call<AgentReport>("agent_run", { root, task, approval, request, onEvent: channel(onEvent), onApproval: channel(onApproval) }),
+  agentApprove: (request: string, decision: Decision) => call<void>("agent_approve", { request, decision }),
+  agentStop: (request: string) => call<void>("agent_stop", { request }),
+  agentRewind: (root: string, run: string, step: number) => call<AppliedChange[]>("agent_rewind", { root, run, step }),
   hardware: () => call<HardwareSummary>("hardware_summary"),
   models: () => call<ModelsOverview>("models_list"),
   importModel: (path: string, moveFile = false) => call<InstalledModel>("model_import", { path, moveFile }),

@@ -670,6 +670,229 @@ change: AppliedChange | null,
 held: Array<string>, };
 
 /**
+ * How the agent drives the tools.
+ */
+export type AgentMode = "free" | "scaffold";
+
+/**
+ * One thing the model asked the agent to do.
+ */
+export type ToolCall = { "tool": "search", "args": { 
+/**
+ * Words, identifiers or paths.
+ */
+query: string, } } | { "tool": "read_file", "args": { 
+/**
+ * Project-relative.
+ */
+path: string, 
+/**
+ * 1-based first line; the start when absent.
+ */
+start_line: number | null, 
+/**
+ * 1-based last line (inclusive); the end when absent.
+ */
+end_line: number | null, } } | { "tool": "list_files", "args": { 
+/**
+ * Only paths starting with this.
+ */
+under: string | null, } } | { "tool": "edit", "args": { 
+/**
+ * Project-relative file to change (or create).
+ */
+path: string, 
+/**
+ * What to change, in words.
+ */
+instruction: string, } } | { "tool": "run", "args": { 
+/**
+ * The command, for `sh -c`.
+ */
+command: string, } } | { "tool": "done", "args": { 
+/**
+ * What was done, for the user.
+ */
+summary: string, } };
+
+/**
+ * What a command did.
+ */
+export type CommandRun = { 
+/**
+ * The command as given to `sh -c`.
+ */
+command: string, 
+/**
+ * `None` when it was killed (time limit, cancelled) or ended by a signal.
+ */
+exit_code: number | null, 
+/**
+ * Stdout and stderr interleaved as written, cut at the output cap.
+ */
+output: string, 
+/**
+ * Bytes printed beyond the cap (not kept).
+ */
+output_dropped: number, 
+/**
+ * Killed at the time limit.
+ */
+timed_out: boolean, 
+/**
+ * Stopped by the user.
+ */
+cancelled: boolean, 
+/**
+ * Wall time.
+ */
+duration_ms: number, };
+
+/**
+ * What came of one tool call.
+ */
+export type Outcome = { 
+/**
+ * The call did what it was asked.
+ */
+ok: boolean, 
+/**
+ * One line for the step list.
+ */
+summary: string, 
+/**
+ * The full result as the model was shown it.
+ */
+output: string, 
+/**
+ * The applied change, for an edit that wrote something (what rewinding undoes).
+ */
+change: string | null, 
+/**
+ * The proposal an edit made.
+ */
+proposal: string | null, 
+/**
+ * The diff an edit applied.
+ */
+diff: string | null, 
+/**
+ * The command a run ran (`None` when it was refused or not run).
+ */
+command: CommandRun | null, 
+/**
+ * Tokens the model generated for this step's edit.
+ */
+tokens: number, };
+
+/**
+ * One step of a run.
+ */
+export type Step = { 
+/**
+ * 1-based.
+ */
+number: number, 
+/**
+ * Why the model chose the call (empty in the scaffold).
+ */
+thought: string, 
+/**
+ * What it asked for; `None` when its answer was not a usable call.
+ */
+call: ToolCall | null, 
+/**
+ * What came of it.
+ */
+outcome: Outcome, 
+/**
+ * The model's answer that chose the call (free tool use): its prompt and time to first
+ * token show whether the conversation's computed prefix was reused.
+ */
+usage: Usage | null, };
+
+/**
+ * Why a run ended.
+ */
+export type Finish = "done" | "step_limit" | "token_limit" | "rounds_used" | "stuck" | "stopped";
+
+/**
+ * A run as it went: every step, how it ended, what it cost.
+ */
+export type AgentReport = { 
+/**
+ * Record id (what rewinding names).
+ */
+id: string, 
+/**
+ * The task, as the user wrote it.
+ */
+task: string, 
+/**
+ * How the tools were driven.
+ */
+mode: AgentMode, 
+/**
+ * Every step, in order.
+ */
+steps: Array<Step>, 
+/**
+ * Why it ended.
+ */
+finish: Finish, 
+/**
+ * The model's closing words (free), or what the scaffold found.
+ */
+summary: string, 
+/**
+ * Tokens the model generated over the whole task.
+ */
+completion_tokens: number, 
+/**
+ * Wall time.
+ */
+elapsed_ms: number, };
+
+/**
+ * What a host hears as a run goes.
+ */
+export type AgentEvent = { "event": "started", 
+/**
+ * How the tools are driven.
+ */
+mode: AgentMode, } | { "event": "call", 
+/**
+ * Step number.
+ */
+step: number, 
+/**
+ * Why.
+ */
+thought: string, 
+/**
+ * The call.
+ */
+call: ToolCall, } | { "event": "step", 
+/**
+ * The step, with its outcome.
+ */
+step: Step, } | { "event": "finished", 
+/**
+ * The whole run.
+ */
+report: AgentReport, };
+
+/**
+ * When the agent may run a command without asking.
+ */
+export type ApprovalMode = "ask" | "auto-tests" | "never";
+
+/**
+ * The user's answer to "run this command?".
+ */
+export type Decision = "once" | "always" | "deny";
+
+/**
  * What Perimeter needs to know about a model file.
  */
 export type GgufInfo = { 
@@ -1076,4 +1299,4 @@ export type Events = {
   "index-updated": IndexUpdated;
 };
 /** Every command the window may call (`commands!` in src-tauri/src/lib.rs). */
-export type Command = "hardware_summary" | "models_list" | "model_import" | "model_select" | "model_remove" | "model_pull" | "model_pull_cancel" | "model_discard_download" | "projects_list" | "project_add" | "project_remove" | "read_file" | "ask" | "stop_generation" | "conversations_list" | "conversation_load" | "conversation_delete" | "propose_edit" | "proposals_list" | "proposal_load" | "proposal_apply" | "undo" | "history" | "network_status" | "network_allow" | "network_disallow" | "network_offline" | "server_settings" | "server_use" | "server_stop_using";
+export type Command = "hardware_summary" | "models_list" | "model_import" | "model_select" | "model_remove" | "model_pull" | "model_pull_cancel" | "model_discard_download" | "projects_list" | "project_add" | "project_remove" | "read_file" | "ask" | "stop_generation" | "conversations_list" | "conversation_load" | "conversation_delete" | "propose_edit" | "proposals_list" | "proposal_load" | "proposal_apply" | "undo" | "history" | "agent_run" | "agent_approve" | "agent_stop" | "agent_rewind" | "network_status" | "network_allow" | "network_disallow" | "network_offline" | "server_settings" | "server_use" | "server_stop_using";

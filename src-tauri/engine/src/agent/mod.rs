@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::edit::Proposal;
 use crate::error::Result;
 use crate::index::ProjectIndex;
-use crate::inference::{ChatMessage, Generation, GenerationParams, StopReason};
+use crate::inference::{ChatMessage, Generation, GenerationParams, StopReason, Usage};
 use crate::CancellationToken;
 pub use calls::ToolCall;
 pub use commands::{ApprovalMode, Decision};
@@ -43,6 +43,7 @@ pub trait Brain: Sync {
 /// How the agent drives the tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+#[ts(rename = "AgentMode")]
 pub enum Mode {
     /// The model chooses every tool call.
     Free,
@@ -119,6 +120,9 @@ pub struct Step {
     pub call: Option<ToolCall>,
     /// What came of it.
     pub outcome: Outcome,
+    /// The model's answer that chose the call (free tool use): its prompt and time to first
+    /// token show whether the conversation's computed prefix was reused.
+    pub usage: Option<Usage>,
 }
 
 /// Why a run ended.
@@ -229,7 +233,7 @@ pub async fn run<B: Brain>(
 ) -> Result<AgentReport> {
     let started = std::time::Instant::now();
     on_event(AgentEvent::Started { mode });
-    let mut state = RunState { steps: Vec::new(), tokens: 0 };
+    let mut state = RunState { steps: Vec::new(), tokens: 0, call_usage: None };
     let (finish, summary) = match mode {
         Mode::Free => free(brain, bench, task, options, &mut state, on_event, approve, cancel).await?,
         Mode::Scaffold => scaffold(brain, bench, task, options, &mut state, on_event, approve, cancel).await?,
@@ -251,12 +255,14 @@ pub async fn run<B: Brain>(
 struct RunState {
     steps: Vec<Step>,
     tokens: usize,
+    /// The usage of the answer the next recorded step came from.
+    call_usage: Option<Usage>,
 }
 
 impl RunState {
     fn record(&mut self, thought: String, call: Option<ToolCall>, outcome: Outcome, on_event: &mut (dyn FnMut(AgentEvent) + Send)) {
         self.tokens += outcome.tokens;
-        let step = Step { number: self.steps.len() + 1, thought, call, outcome };
+        let step = Step { number: self.steps.len() + 1, thought, call, outcome, usage: self.call_usage.take() };
         on_event(AgentEvent::Step { step: step.clone() });
         self.steps.push(step);
     }
@@ -289,6 +295,7 @@ async fn free<B: Brain>(
         }
         let generation = brain.answer(&messages, &params, cancel).await?;
         state.tokens += generation.usage.completion_tokens;
+        state.call_usage = Some(generation.usage.clone());
         if generation.stop == StopReason::Cancelled {
             return Ok((Finish::Stopped, String::new()));
         }
@@ -366,6 +373,9 @@ async fn scaffold<B: Brain>(
         let output = outcome.output.clone();
         let ran = outcome.command.as_ref().is_some_and(|c| !c.cancelled);
         state.record("run the tests".into(), Some(call), outcome, on_event);
+        if cancel.is_cancelled() {
+            return Ok((Finish::Stopped, String::new()));
+        }
         if passed {
             return Ok((Finish::Done, format!("the tests pass after {round} round(s)")));
         }
