@@ -23,8 +23,8 @@ pub struct AgentArgs {
     /// The project folder.
     #[arg(long)]
     project: PathBuf,
-    /// When commands may run: ask (each time, on the terminal), auto-tests (the project's
-    /// test command without asking), never.
+    /// When commands may run: ask (each time, on the terminal; without one, or with --json,
+    /// the answer is no), auto-tests (the project's test command without asking), never.
     #[arg(long, default_value = "ask")]
     approve: ApprovalMode,
     /// Most tool calls.

@@ -154,8 +154,10 @@ async fn free_tool_use_searches_reads_edits_tests_and_finishes_and_rewinds_exact
 async fn bad_calls_get_clear_errors_nothing_outside_changes_and_a_loop_ends() {
     let (root, data, index) = project();
     let bench = bench(&index, data.path());
-    // Not under /tmp, which commands may use (their own private one).
-    let outside = tempfile::Builder::new().prefix(".agent-test-").tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    // In the home folder: not under /tmp, which commands may use (a private one of their own),
+    // wherever the checkout is.
+    let home = std::env::var("HOME").expect("HOME is set");
+    let outside = tempfile::Builder::new().prefix(".perimeter-agent-test-").tempdir_in(home).unwrap();
     let victim = outside.path().join("keep.txt");
     std::fs::write(&victim, "precious").unwrap();
     let rm = format!(r#"{{"tool": "run", "args": {{"command": "rm -rf {}"}}}}"#, outside.path().display());

@@ -221,6 +221,7 @@ const CALL_MAX_TOKENS: usize = 400;
 
 /// Works on `task` with the tools of `bench`, telling `on_event` as it goes, until done, a
 /// bound, or `cancel`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<B: Brain>(
     brain: &B,
     bench: &Workbench<'_>,
@@ -233,161 +234,149 @@ pub async fn run<B: Brain>(
 ) -> Result<AgentReport> {
     let started = std::time::Instant::now();
     on_event(AgentEvent::Started { mode });
-    let mut state = RunState { steps: Vec::new(), tokens: 0, call_usage: None };
+    let mut run = Run { brain, bench, task, options, on_event, approve, cancel, steps: Vec::new(), tokens: 0, call_usage: None };
     let (finish, summary) = match mode {
-        Mode::Free => free(brain, bench, task, options, &mut state, on_event, approve, cancel).await?,
-        Mode::Scaffold => scaffold(brain, bench, task, options, &mut state, on_event, approve, cancel).await?,
+        Mode::Free => run.free().await?,
+        Mode::Scaffold => run.scaffold().await?,
     };
     let report = AgentReport {
         id: crate::records::new_id(),
         task: task.to_string(),
         mode,
-        steps: state.steps,
+        steps: run.steps,
         finish,
         summary,
-        completion_tokens: state.tokens,
+        completion_tokens: run.tokens,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
-    on_event(AgentEvent::Finished { report: report.clone() });
+    (run.on_event)(AgentEvent::Finished { report: report.clone() });
     Ok(report)
 }
 
-struct RunState {
+/// One run in progress: what it works with, and the steps so far.
+struct Run<'a, 'b, B> {
+    brain: &'a B,
+    bench: &'a Workbench<'b>,
+    task: &'a str,
+    options: &'a AgentOptions,
+    on_event: &'a mut (dyn FnMut(AgentEvent) + Send),
+    approve: &'a mut (dyn FnMut(&str) -> Decision + Send),
+    cancel: &'a CancellationToken,
     steps: Vec<Step>,
     tokens: usize,
     /// The usage of the answer the next recorded step came from.
     call_usage: Option<Usage>,
 }
 
-impl RunState {
-    fn record(&mut self, thought: String, call: Option<ToolCall>, outcome: Outcome, on_event: &mut (dyn FnMut(AgentEvent) + Send)) {
+impl<B: Brain> Run<'_, '_, B> {
+    /// Tells the call, carries it out, and records the step; returns its outcome.
+    async fn step(&mut self, thought: String, call: ToolCall) -> Result<Outcome> {
+        (self.on_event)(AgentEvent::Call { step: self.steps.len() + 1, thought: thought.clone(), call: call.clone() });
+        let o = self.options;
+        let outcome = tools::carry_out(self.brain, self.bench, &call, &o.approval, &o.command_limits, &mut *self.approve, self.cancel).await?;
+        self.record(thought, Some(call), outcome.clone());
+        Ok(outcome)
+    }
+
+    fn record(&mut self, thought: String, call: Option<ToolCall>, outcome: Outcome) {
         self.tokens += outcome.tokens;
         let step = Step { number: self.steps.len() + 1, thought, call, outcome, usage: self.call_usage.take() };
-        on_event(AgentEvent::Step { step: step.clone() });
+        (self.on_event)(AgentEvent::Step { step: step.clone() });
         self.steps.push(step);
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn free<B: Brain>(
-    brain: &B,
-    bench: &Workbench<'_>,
-    task: &str,
-    options: &AgentOptions,
-    state: &mut RunState,
-    on_event: &mut (dyn FnMut(AgentEvent) + Send),
-    approve: &mut (dyn FnMut(&str) -> Decision + Send),
-    cancel: &CancellationToken,
-) -> Result<(Finish, String)> {
-    let mut messages = vec![ChatMessage::system(system_prompt()), ChatMessage::user(format!("Task: {task}"))];
-    let params = GenerationParams { max_tokens: CALL_MAX_TOKENS, temperature: None, json_schema: Some(calls::schema()) };
-    let (mut repeats, mut unusable) = (0usize, 0usize);
-    let mut last: Option<ToolCall> = None;
-    loop {
-        if cancel.is_cancelled() {
-            return Ok((Finish::Stopped, String::new()));
-        }
-        if state.steps.len() >= options.max_steps {
-            return Ok((Finish::StepLimit, format!("stopped after {} steps", options.max_steps)));
-        }
-        if state.tokens >= options.max_tokens {
-            return Ok((Finish::TokenLimit, format!("stopped after {} tokens", state.tokens)));
-        }
-        let generation = brain.answer(&messages, &params, cancel).await?;
-        state.tokens += generation.usage.completion_tokens;
-        state.call_usage = Some(generation.usage.clone());
-        if generation.stop == StopReason::Cancelled {
-            return Ok((Finish::Stopped, String::new()));
-        }
-        messages.push(ChatMessage::assistant(generation.text.clone()));
-        let answer = match calls::read(&generation.text) {
-            Ok(a) => a,
-            Err(problem) => {
-                unusable += 1;
-                let outcome = Outcome::failed(format!("unusable answer: {problem}"), problem.clone());
-                state.record(String::new(), None, outcome, on_event);
-                if unusable >= REPEATS_BEFORE_STUCK {
-                    return Ok((Finish::Stuck, "the model's answers were not usable tool calls".into()));
-                }
-                messages.push(ChatMessage::user(format!("Error: {problem}")));
-                continue;
+    /// Free tool use: the model chooses every call, seeing every result.
+    async fn free(&mut self) -> Result<(Finish, String)> {
+        let mut messages = vec![ChatMessage::system(system_prompt()), ChatMessage::user(format!("Task: {}", self.task))];
+        let params = GenerationParams { max_tokens: CALL_MAX_TOKENS, temperature: None, json_schema: Some(calls::schema()) };
+        let (mut repeats, mut unusable) = (0usize, 0usize);
+        let mut last: Option<ToolCall> = None;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok((Finish::Stopped, String::new()));
             }
+            if self.steps.len() >= self.options.max_steps {
+                return Ok((Finish::StepLimit, format!("stopped after {} steps", self.options.max_steps)));
+            }
+            if self.tokens >= self.options.max_tokens {
+                return Ok((Finish::TokenLimit, format!("stopped after {} tokens", self.tokens)));
+            }
+            let generation = self.brain.answer(&messages, &params, self.cancel).await?;
+            self.tokens += generation.usage.completion_tokens;
+            self.call_usage = Some(generation.usage.clone());
+            if generation.stop == StopReason::Cancelled {
+                return Ok((Finish::Stopped, String::new()));
+            }
+            messages.push(ChatMessage::assistant(generation.text.clone()));
+            let answer = match calls::read(&generation.text) {
+                Ok(a) => a,
+                Err(problem) => {
+                    unusable += 1;
+                    self.record(String::new(), None, Outcome::failed(format!("unusable answer: {problem}"), problem.clone()));
+                    if unusable >= REPEATS_BEFORE_STUCK {
+                        return Ok((Finish::Stuck, "the model's answers were not usable tool calls".into()));
+                    }
+                    messages.push(ChatMessage::user(format!("Error: {problem}")));
+                    continue;
+                }
+            };
+            unusable = 0;
+            repeats = if last.as_ref() == Some(&answer.call) { repeats + 1 } else { 1 };
+            last = Some(answer.call.clone());
+            if let ToolCall::Done { summary } = &answer.call {
+                let summary = summary.clone();
+                self.record(answer.thought, Some(answer.call), Outcome::done(&summary));
+                return Ok((Finish::Done, summary));
+            }
+            if repeats >= REPEATS_BEFORE_STUCK {
+                self.record(answer.thought, Some(answer.call), Outcome::failed("the same call again; stopped".into(), String::new()));
+                return Ok((Finish::Stuck, format!("the model made the same call {REPEATS_BEFORE_STUCK} times")));
+            }
+            let name = answer.call.name();
+            let outcome = self.step(answer.thought, answer.call).await?;
+            messages.push(ChatMessage::user(format!("Result of {name}:\n{}", outcome.output)));
+        }
+    }
+
+    /// The scaffold: find the file, edit it, run the tests, fix it from their output.
+    async fn scaffold(&mut self) -> Result<(Finish, String)> {
+        // Locate: the file the task names, else the best search hit that is not a test.
+        let Some(path) = self.bench.locate(self.task)? else {
+            return Ok((Finish::Stuck, "no file in the project matches the task".into()));
         };
-        unusable = 0;
-        repeats = if last.as_ref() == Some(&answer.call) { repeats + 1 } else { 1 };
-        last = Some(answer.call.clone());
-        if let ToolCall::Done { summary } = &answer.call {
-            state.record(answer.thought, Some(answer.call.clone()), Outcome::done(summary), on_event);
-            return Ok((Finish::Done, summary.clone()));
+        let tests = self.bench.test_command();
+        let mut instruction = self.task.to_string();
+        let rounds = self.options.rounds.max(1);
+        for round in 1..=rounds {
+            if self.cancel.is_cancelled() {
+                return Ok((Finish::Stopped, String::new()));
+            }
+            let thought = if round == 1 { format!("change {path}") } else { format!("fix {path} from the test output (round {round})") };
+            self.step(thought, ToolCall::Edit { path: path.clone(), instruction: instruction.clone() }).await?;
+            let Some(command) = tests.clone() else {
+                return Ok((Finish::Done, format!("edited {path}; the project has no test command to check it")));
+            };
+            let outcome = self.step("run the tests".into(), ToolCall::Run { command }).await?;
+            if self.cancel.is_cancelled() {
+                return Ok((Finish::Stopped, String::new()));
+            }
+            if outcome.ok {
+                return Ok((Finish::Done, format!("the tests pass after {round} round(s)")));
+            }
+            if !outcome.command.as_ref().is_some_and(|c| !c.cancelled) {
+                return Ok((Finish::Stuck, "the tests could not be run".into()));
+            }
+            let tail: Vec<&str> = outcome.output.lines().rev().take(TEST_OUTPUT_TAIL_LINES).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            instruction = format!("{}\n\nThe tests fail:\n```\n{}\n```\nFix {path} so that they pass.", self.task, tail.join("\n"));
         }
-        if repeats >= REPEATS_BEFORE_STUCK {
-            let outcome = Outcome::failed("the same call again; stopped".into(), String::new());
-            state.record(answer.thought, Some(answer.call), outcome, on_event);
-            return Ok((Finish::Stuck, format!("the model made the same call {REPEATS_BEFORE_STUCK} times")));
-        }
-        on_event(AgentEvent::Call { step: state.steps.len() + 1, thought: answer.thought.clone(), call: answer.call.clone() });
-        let outcome = tools::carry_out(brain, bench, &answer.call, &options.approval, &options.command_limits, approve, cancel).await?;
-        messages.push(ChatMessage::user(format!("Result of {}:\n{}", answer.call.name(), outcome.output)));
-        state.record(answer.thought, Some(answer.call), outcome, on_event);
+        Ok((Finish::RoundsUsed, format!("the tests still fail after {rounds} round(s)")))
     }
 }
 
 /// Lines of a failing test run's output shown to the model for the next round (its end,
 /// where the failures and the summary are).
 const TEST_OUTPUT_TAIL_LINES: usize = 60;
-
-#[allow(clippy::too_many_arguments)]
-async fn scaffold<B: Brain>(
-    brain: &B,
-    bench: &Workbench<'_>,
-    task: &str,
-    options: &AgentOptions,
-    state: &mut RunState,
-    on_event: &mut (dyn FnMut(AgentEvent) + Send),
-    approve: &mut (dyn FnMut(&str) -> Decision + Send),
-    cancel: &CancellationToken,
-) -> Result<(Finish, String)> {
-    // Locate: the file the task names, else the best search hit that is not a test.
-    let target = bench.locate(task)?;
-    let Some(path) = target else {
-        return Ok((Finish::Stuck, "no file in the project matches the task".into()));
-    };
-    let tests = bench.test_command();
-    let mut instruction = task.to_string();
-    for round in 1..=options.rounds.max(1) {
-        if cancel.is_cancelled() {
-            return Ok((Finish::Stopped, String::new()));
-        }
-        let call = ToolCall::Edit { path: path.clone(), instruction: instruction.clone() };
-        let thought = if round == 1 { format!("change {path}") } else { format!("fix {path} from the test output (round {round})") };
-        on_event(AgentEvent::Call { step: state.steps.len() + 1, thought: thought.clone(), call: call.clone() });
-        let outcome = tools::carry_out(brain, bench, &call, &options.approval, &options.command_limits, approve, cancel).await?;
-        state.record(thought, Some(call), outcome, on_event);
-        let Some(command) = tests.clone() else {
-            return Ok((Finish::Done, format!("edited {path}; the project has no test command to check it")));
-        };
-        let call = ToolCall::Run { command };
-        on_event(AgentEvent::Call { step: state.steps.len() + 1, thought: "run the tests".into(), call: call.clone() });
-        let outcome = tools::carry_out(brain, bench, &call, &options.approval, &options.command_limits, approve, cancel).await?;
-        let passed = outcome.ok;
-        let output = outcome.output.clone();
-        let ran = outcome.command.as_ref().is_some_and(|c| !c.cancelled);
-        state.record("run the tests".into(), Some(call), outcome, on_event);
-        if cancel.is_cancelled() {
-            return Ok((Finish::Stopped, String::new()));
-        }
-        if passed {
-            return Ok((Finish::Done, format!("the tests pass after {round} round(s)")));
-        }
-        if !ran {
-            return Ok((Finish::Stuck, "the tests could not be run".into()));
-        }
-        let tail: Vec<&str> = output.lines().rev().take(TEST_OUTPUT_TAIL_LINES).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        instruction = format!("{task}\n\nThe tests fail:\n```\n{}\n```\nFix {path} so that they pass.", tail.join("\n"));
-    }
-    Ok((Finish::RoundsUsed, format!("the tests still fail after {} round(s)", options.rounds.max(1))))
-}
 
 impl Outcome {
     fn failed(summary: String, output: String) -> Outcome {
