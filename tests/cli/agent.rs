@@ -1,6 +1,7 @@
 //! `perimeter agent` end to end: Qwen2.5-Coder 0.5B (`scripts/fetch-models.sh --real`) fixes a
 //! bug in the scaffold, the project's test command confirms it in the sandbox, and the run is
-//! rewound to the exact bytes; an administrator's policy stops every command.
+//! rewound to the exact bytes; an administrator's policy stops every command; a script answers
+//! approvals over stdin.
 
 use crate::util::*;
 
@@ -89,4 +90,34 @@ fn an_administrators_policy_stops_every_command() {
     assert_ne!(report["finish"], "done");
     let log = std::fs::read_to_string(sb.data().join("command-log.jsonl")).unwrap();
     assert!(log.contains(r#""outcome":"forbidden""#), "{log}");
+}
+
+#[test]
+fn with_json_a_script_answers_each_approval_on_stdin() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let project = fixture_project(&sb, "calc-js");
+    sb.cmd().args(["projects", "add"]).arg(&project).output().unwrap();
+    let mut child = sb
+        .cmd()
+        .args(["agent", "--json", "--approve", "ask", "--rounds", "1", "--project"])
+        .arg(&project)
+        .arg("--model")
+        .arg(qwen_05b())
+        .arg("The add function in calc.js is wrong; make the tests pass")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Answered ahead: the agent reads one line per approval it asks for.
+    child.stdin.take().unwrap().write_all(b"once\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let events = json_lines(&out.stdout);
+    let asked: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "approval").collect();
+    assert_eq!(asked.len(), 1, "{events:#?}");
+    let command = asked[0]["command"].as_str().unwrap();
+    let log: Vec<serde_json::Value> = json_lines(&std::fs::read(sb.data().join("command-log.jsonl")).unwrap());
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!((log[0]["command"].as_str(), log[0]["outcome"].as_str(), log[0]["approved_by"].as_str()), (Some(command), Some("ran"), Some("user")));
 }

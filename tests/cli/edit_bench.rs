@@ -1,7 +1,8 @@
 //! `perimeter bench edits` on the three small exercises of tests/fixtures/edit-bench (one each
 //! in JavaScript, Rust and Go, written for this test in Exercism's layout): the harness tells
 //! a reference solution from a stub, and a real run with Qwen2.5-Coder-0.5B records every try,
-//! hides the tests from the model, and resumes instead of repeating work.
+//! hides the tests from the model, and resumes instead of repeating work; the agent runs the
+//! visible tests itself, confined, and the hidden ones judge.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -93,4 +94,45 @@ fn qwen_runs_the_smoke_benchmark_and_every_try_is_recorded() {
     assert!(again.status.success(), "{stderr}");
     assert!(stderr.contains("resuming: 3 of 3"), "{stderr}");
     assert_eq!(json_lines(&std::fs::read(&results).unwrap()).len(), 3);
+}
+
+#[test]
+fn the_agent_runs_the_visible_tests_confined_and_the_hidden_ones_judge() {
+    let sb = Sandbox::new();
+    let results = sb.dir.path().join("edits.jsonl");
+    let work = sb.dir.path().join("work");
+    let out = bench(&sb)
+        .args(["--only", "initials", "--assistants", "perimeter-agent", "--max-tokens", "1024"])
+        .arg("--model")
+        .arg(qwen_05b())
+        .arg("--out")
+        .arg(&results)
+        .arg("--work")
+        .arg(&work)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("| perimeter-agent | qwen2.5-coder-0.5b-instruct-q4_k_m | 1 |"), "the summary table: {stdout}");
+
+    let lines: Vec<serde_json::Value> = json_lines(&std::fs::read(&results).unwrap());
+    assert_eq!(lines.len(), 1);
+    let tries = lines[0]["tries"].as_array().unwrap();
+    assert!((1..=2).contains(&tries.len()), "one try per edit-and-test round: {tries:?}");
+    for t in tries {
+        assert!(t["prompt_tokens"].as_u64().unwrap() > 100 && t["answer_tokens"].as_u64().unwrap() > 0, "{t}");
+        assert!(!t["test_output_head"].as_str().unwrap().is_empty() || t["tests_passed"].as_bool().unwrap(), "{t}");
+    }
+
+    // The agent ran the project's test command itself, in the sandbox, allowed as the test
+    // command; and nothing else.
+    let log: Vec<serde_json::Value> =
+        json_lines(&std::fs::read(work.join("perimeter-agent/.perimeter/javascript-initials/command-log.jsonl")).unwrap());
+    assert!(!log.is_empty() && log.len() <= 2, "{log:?}");
+    for record in &log {
+        assert!(record["command"].as_str().unwrap().contains("jest"), "{record}");
+        assert_eq!((record["outcome"].as_str(), record["approved_by"].as_str()), (Some("ran"), Some("test command")), "{record}");
+    }
+    // The hidden tests judged the end, and are gone again.
+    assert!(!work.join("perimeter-agent/javascript/initials/initials.spec.js").exists());
 }

@@ -23,8 +23,9 @@ pub struct AgentArgs {
     /// The project folder.
     #[arg(long)]
     project: PathBuf,
-    /// When commands may run: ask (each time, on the terminal; without one, or with --json,
-    /// the answer is no), auto-tests (the project's test command without asking), never.
+    /// When commands may run: ask (each time: on the terminal, or with --json an `approval`
+    /// event answered by a line on stdin, once|always|no; without either the answer is no),
+    /// auto-tests (the project's test command without asking), never.
     #[arg(long, default_value = "ask")]
     approve: ApprovalMode,
     /// Most tool calls.
@@ -52,7 +53,7 @@ pub struct AgentArgs {
     json: bool,
 }
 
-fn parse_mode(s: &str) -> Result<Mode, String> {
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
     match s {
         "free" => Ok(Mode::Free),
         "scaffold" => Ok(Mode::Scaffold),
@@ -147,17 +148,23 @@ fn brief(text: &str) -> String {
     }
 }
 
-/// Asks on the terminal; without one (a pipe, `--json`) nothing can be asked, so no.
+/// Asks on the terminal. With `--json` the question is an `approval` event on stdout and the
+/// answer one line on stdin (`once`, `always` or `no`), so a script or another program can
+/// answer. With neither (a pipe without `--json`), or when stdin ends, the answer is no.
 fn ask_approval(command: &str, json: bool) -> Decision {
-    if json || !std::io::stdin().is_terminal() {
+    if json {
+        println!("{}", json!({ "event": "approval", "command": command }));
+        let _ = std::io::stdout().flush();
+    } else if std::io::stdin().is_terminal() {
+        eprint!("run `{command}`? [y]es once, [a]lways in this project, [N]o: ");
+        let _ = std::io::stderr().flush();
+    } else {
         return Decision::Deny;
     }
-    eprint!("run `{command}`? [y]es once, [a]lways in this project, [N]o: ");
-    let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     match line.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Decision::Once,
+        "y" | "yes" | "once" => Decision::Once,
         "a" | "always" => Decision::Always,
         _ => Decision::Deny,
     }

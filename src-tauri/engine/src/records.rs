@@ -1,6 +1,7 @@
 //! A folder of JSON records, one file per id: conversations, edit proposals and applied
 //! changes are all kept this way in a project's data folder. Writes are atomic; a record that
 //! cannot be read is reported by name and skipped in listings, never fatal to the rest.
+//! Logs (connections, commands) are JSON lines appended to one file ([`append_line`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -126,5 +127,37 @@ mod tests {
         assert!(!dir.delete(&a).unwrap());
         assert!(matches!(dir.load::<u32>(&a), Err(Error::UnknownRecord { .. })));
         assert!(matches!(dir.load::<u32>("../escape"), Err(Error::UnknownRecord { .. })));
+    }
+}
+
+/// Appends `record` to the JSON-lines log at `path` (made with its folder if missing) in a
+/// single write, so concurrent writers do not interleave; after a torn write (a crash
+/// mid-line) the record starts a new line, so only the torn one is lost.
+pub fn append_line<T: Serialize>(path: &Path, record: &T) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut line = serde_json::to_vec(record).expect("a record serializes");
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    if f.metadata()?.len() > 0 {
+        f.seek(SeekFrom::End(-1))?;
+        let mut last = [0u8; 1];
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+    }
+    f.write_all(&line)
+}
+
+/// Every record of the JSON-lines log at `path`, oldest first (none when it does not exist);
+/// a line that does not parse (a torn write) is skipped.
+pub fn read_lines<T: DeserializeOwned>(path: &Path) -> std::io::Result<Vec<T>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }

@@ -1,8 +1,10 @@
 //! `perimeter bench edits`: does an assistant solve coding exercises? Aider's protocol on
 //! Exercism-layout exercises: a fresh project with the stub files, the exercise's instructions,
 //! the proposal applied, the hidden tests run; on failure one more try carrying the test
-//! output. Perimeter and Aider run the same exercises with the same model file in one run.
+//! output. Perimeter (single-shot edits, and its agent) and Aider run the same exercises with
+//! the same model file in one run.
 
+mod agent;
 mod assistants;
 mod exercise;
 mod report;
@@ -15,11 +17,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use perimeter_engine::agent::Mode;
 use perimeter_engine::assistant::Exchange;
 use perimeter_engine::edit::EditFormat;
 use perimeter_engine::inference::{cpu_threads, LoadOptions, Model};
 use perimeter_engine::session::{Overrides, Session};
 
+use agent::Agent;
 use assistants::{Aider, Perimeter, Server, TryReport};
 use exercise::{copy_files, Exercise, Language};
 use report::ExerciseResult;
@@ -70,6 +74,10 @@ pub struct EditsArgs {
     /// Perimeter's edit format (default: by model size, as `perimeter edit` chooses).
     #[arg(long)]
     format: Option<EditFormat>,
+    /// The agent's mode, free or scaffold (default: by model size, as the app chooses). Its
+    /// edit-and-test rounds are --tries.
+    #[arg(long, value_parser = crate::agent::parse_mode)]
+    agent_mode: Option<Mode>,
     /// Port for the `perimeter serve` that Aider talks to.
     #[arg(long, default_value_t = 18631)]
     port: u16,
@@ -81,7 +89,10 @@ pub struct EditsArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AssistantKind {
+    /// Single-shot edits, as `perimeter edit --apply`.
     Perimeter,
+    /// Agent mode, with the tests in the project and the test command allowed.
+    PerimeterAgent,
     Aider,
 }
 
@@ -89,6 +100,7 @@ impl AssistantKind {
     fn name(self) -> &'static str {
         match self {
             AssistantKind::Perimeter => "perimeter",
+            AssistantKind::PerimeterAgent => "perimeter-agent",
             AssistantKind::Aider => "aider",
         }
     }
@@ -123,6 +135,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
     // The file names the quantisation; the name inside it may not (Qwen's Q4_K_M says "AWQ").
     let model_name = path.file_stem().map_or_else(|| model.name(), |s| s.to_string_lossy().into_owned());
     let perimeter = Perimeter { model: &model, format: args.format, max_tokens: args.max_tokens, temperature: args.temperature };
+    let agent = Agent { model: &model, mode: args.agent_mode, rounds: args.tries };
     let (_server, aider) = if args.assistants.contains(&AssistantKind::Aider) {
         let server = Server::start(&path, Some(cpu_threads()), args.max_tokens, args.port)?;
         let aider = Aider {
@@ -156,8 +169,24 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_dir_all(index_dir.parent().expect("under .perimeter"));
         let instructions = exercise.instructions()?;
         let mut tries: Vec<TryReport> = Vec::new();
+        if kind == AssistantKind::PerimeterAgent {
+            // The agent runs its own tries (edit, tests, fix from their output); the hidden
+            // tests, copied in fresh, judge where it ended.
+            bar.set_message(format!("{} · {}", exercise.id(), kind.name()));
+            let data = index_dir.parent().expect("under .perimeter");
+            std::fs::create_dir_all(data)?;
+            tries = agent.solve(exercise, &workspace, data, &toolchain).await.unwrap_or_else(|e| {
+                vec![TryReport { no_edit_reason: Some(format!("error: {e:#}")), ..TryReport::default() }]
+            });
+            let test = run_hidden_tests(exercise, &workspace, &toolchain)?;
+            let last = tries.last_mut().expect("one try at least");
+            last.tests_passed = test.passed;
+            last.tests_timed_out = test.timed_out;
+            last.test_output_head = test.output_for_retry();
+        }
+        let tries_left = if kind == AssistantKind::PerimeterAgent { 0 } else { args.tries };
         let mut history: Vec<Exchange> = Vec::new();
-        for attempt in 0..args.tries {
+        for attempt in 0..tries_left {
             bar.set_message(format!("{} · {} · try {}", exercise.id(), kind.name(), attempt + 1));
             let failure = tries.last().map(|t| retry_note(&t.test_output_head, &exercise.solution));
             let mut report = TryReport::default();
@@ -178,6 +207,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
                     aider.attempt(&workspace, &message, &exercise.solution, attempt == 0, &mut report)
                 }
                 (AssistantKind::Aider, None) => unreachable!("the server starts when aider is asked for"),
+                (AssistantKind::PerimeterAgent, _) => unreachable!("the agent runs its own tries"),
             };
             if let Err(e) = outcome {
                 report.no_edit_reason = Some(format!("error: {e:#}"));

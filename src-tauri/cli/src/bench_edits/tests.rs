@@ -61,21 +61,43 @@ impl Toolchain {
         Ok(())
     }
 
+    /// Readies the tests copied into `workspace` to run: JavaScript's get jest (linked in) and
+    /// every test unskipped (the track skips all but the first until a student unskips them).
+    pub fn prepare(&self, exercise: &Exercise, workspace: &Path) -> anyhow::Result<()> {
+        if exercise.language != Language::Javascript {
+            return Ok(());
+        }
+        let modules = self.js_modules.as_ref().context("no --js-modules")?;
+        let link = workspace.join("node_modules");
+        if !link.exists() {
+            std::os::unix::fs::symlink(modules, &link)?;
+        }
+        for spec in exercise.hidden.iter().filter(|f| f.ends_with(".spec.js")) {
+            let path = workspace.join(spec);
+            let text = std::fs::read_to_string(&path)?;
+            std::fs::write(&path, text.replace("xtest(", "test(").replace("xit(", "it("))?;
+        }
+        Ok(())
+    }
+
+    /// The test command as the agent runs it, in the sandbox in the project folder: the same
+    /// runs as [`Toolchain::run`]'s, with their caches inside the project (the only place a
+    /// confined command may write besides a private /tmp).
+    pub fn confined_command(&self, language: Language) -> &'static str {
+        match language {
+            Language::Javascript => "node node_modules/jest/bin/jest.js --ci --no-cache --colors=false .",
+            Language::Rust => "cargo test --offline --quiet -- --include-ignored",
+            Language::Go => "GOCACHE=$PWD/.cache/go-build GOPATH=$PWD/.cache/go GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local go test ./...",
+            Language::Cpp => "cmake -DEXERCISM_RUN_ALL_TESTS=1 -S . -B build >/dev/null && cmake --build build -- -j2",
+        }
+    }
+
     /// Runs the tests in `workspace` (the exercise's hidden files already copied in).
     pub fn run(&self, exercise: &Exercise, workspace: &Path) -> anyhow::Result<TestRun> {
+        self.prepare(exercise, workspace)?;
         let mut command = match exercise.language {
             Language::Javascript => {
                 let modules = self.js_modules.as_ref().context("no --js-modules")?;
-                let link = workspace.join("node_modules");
-                if !link.exists() {
-                    std::os::unix::fs::symlink(modules, &link)?;
-                }
-                // The track skips all but the first test until a student unskips them.
-                for spec in exercise.hidden.iter().filter(|f| f.ends_with(".spec.js")) {
-                    let path = workspace.join(spec);
-                    let text = std::fs::read_to_string(&path)?;
-                    std::fs::write(&path, text.replace("xtest(", "test(").replace("xit(", "it("))?;
-                }
                 let mut c = Command::new("node");
                 c.arg(modules.join("jest/bin/jest.js")).args(["--ci", "--no-cache", "--colors=false", "."]);
                 c
@@ -106,26 +128,32 @@ impl Toolchain {
             }
         };
         command.current_dir(workspace);
-        // Inside another Cargo workspace (a results folder in a checkout of this repository)
-        // cargo refuses the exercise's package; its own empty `[workspace]` table stops the
-        // search. Only for the run: the assistants never see it.
-        let manifest = workspace.join("Cargo.toml");
+        // Only for the run: the single-shot assistants never see the line.
         let original = match exercise.language {
-            Language::Rust => std::fs::read_to_string(&manifest).ok().filter(|m| !m.lines().any(|l| l.trim() == "[workspace]")),
+            Language::Rust => own_workspace(workspace)?,
             _ => None,
         };
-        if let Some(text) = &original {
-            std::fs::write(&manifest, format!("{text}\n[workspace]\n"))?;
-        }
         let run = run_with_limit(command, &workspace.join(".bench-test-output"), self.timeout);
         if let Some(text) = &original {
-            std::fs::write(&manifest, text)?;
+            std::fs::write(workspace.join("Cargo.toml"), text)?;
         }
         // Paths relative to the project, as the model knows the files (Aider's harness does the same).
         let mut run = run?;
         run.output = run.output.replace(&format!("{}/", workspace.display()), "");
         Ok(run)
     }
+}
+
+/// Inside another Cargo workspace (a results folder in a checkout of this repository) cargo
+/// refuses the exercise's package; an empty `[workspace]` table in its manifest stops the
+/// search. Adds it when missing, and returns the manifest as it was then.
+pub fn own_workspace(workspace: &Path) -> anyhow::Result<Option<String>> {
+    let manifest = workspace.join("Cargo.toml");
+    let original = std::fs::read_to_string(&manifest).ok().filter(|m| !m.lines().any(|l| l.trim() == "[workspace]"));
+    if let Some(text) = &original {
+        std::fs::write(&manifest, format!("{text}\n[workspace]\n"))?;
+    }
+    Ok(original)
 }
 
 /// Runs `command` with stdout and stderr into `log`, killing its whole process group at

@@ -234,25 +234,14 @@ impl CommandLog {
         &self.path
     }
 
-    /// Appends `record`.
+    /// Appends `record` (one line in a single write; a torn line before it is left alone).
     pub fn record(&self, record: &CommandRecord) -> Result<()> {
-        use std::io::Write;
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).at(dir)?;
-        }
-        let mut line = serde_json::to_string(record).expect("record serializes");
-        line.push('\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).at(&self.path)?;
-        file.write_all(line.as_bytes()).at(&self.path)
+        records::append_line(&self.path, record).at(&self.path)
     }
 
     /// Every record, oldest first (unreadable lines skipped).
     pub fn read(&self) -> Result<Vec<CommandRecord>> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io(&self.path, e)),
-        }
+        records::read_lines(&self.path).at(&self.path)
     }
 }
 

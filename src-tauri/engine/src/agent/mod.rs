@@ -4,17 +4,19 @@
 //! - [`calls`]: the tools as the model sees them, the JSON schema its answers are held to,
 //!   and the reading of an answer into a call.
 //! - [`commands`]: which commands may run (policy, refusals, approval) and their log.
+//! - [`model_brain`]: a loaded model deciding the calls and writing the edits.
 //! - [`sandbox`]: running one command confined to the project, without network.
 //! - [`tools`]: carrying out a call on the project.
 //!
 //! Two ways to drive the tools, chosen by model size ([`Mode::for_model`]): free tool use,
-//! where the model picks every call; and a fixed scaffold for small models (find the file,
-//! edit it, run the tests, fix it from their output, a few rounds), which asks the model
-//! only for edits. Every applied edit is a change in the project's history, so the run can
+//! where the model picks every call; and a fixed scaffold for small models (find the file
+//! and its tests, edit it, run the tests, fix it from their output, a few rounds), which asks
+//! the model only for edits. Every applied edit is a change in the project's history, so the run can
 //! be rewound to before any step, byte for byte.
 
 pub mod calls;
 pub mod commands;
+pub mod model_brain;
 pub mod sandbox;
 pub mod tools;
 
@@ -29,6 +31,7 @@ use crate::inference::{ChatMessage, Generation, GenerationParams, StopReason, Us
 use crate::CancellationToken;
 pub use calls::ToolCall;
 pub use commands::{ApprovalMode, Decision};
+pub use model_brain::ModelBrain;
 pub use tools::Workbench;
 
 /// What produces the agent's decisions: the model, or (in tests) recorded answers.
@@ -338,14 +341,21 @@ impl<B: Brain> Run<'_, '_, B> {
         }
     }
 
-    /// The scaffold: find the file, edit it, run the tests, fix it from their output.
+    /// The scaffold: find the file and its tests, edit the file, run the tests, fix it from
+    /// their output.
     async fn scaffold(&mut self) -> Result<(Finish, String)> {
         // Locate: the file the task names, else the best search hit that is not a test.
         let Some(path) = self.bench.locate(self.task)? else {
             return Ok((Finish::Stuck, "no file in the project matches the task".into()));
         };
         let tests = self.bench.test_command();
-        let mut instruction = self.task.to_string();
+        // The tests say what "done" means (names, signatures, edge cases): shown whole beside
+        // the file, and held as they are (an edit of them is not applied).
+        let task = match self.bench.tests_of(&path, self.task)? {
+            Some(test_file) => format!("{}\n\nThe tests in {test_file} check this; the tests are correct, do not change them.", self.task),
+            None => self.task.to_string(),
+        };
+        let mut instruction = task.clone();
         let rounds = self.options.rounds.max(1);
         for round in 1..=rounds {
             if self.cancel.is_cancelled() {
@@ -368,7 +378,7 @@ impl<B: Brain> Run<'_, '_, B> {
             }
             let tail: Vec<&str> = outcome.output.lines().rev().take(TEST_OUTPUT_TAIL_LINES).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            instruction = format!("{}\n\nThe tests fail:\n```\n{}\n```\nFix {path} so that they pass.", self.task, tail.join("\n"));
+            instruction = format!("{task}\n\nThe tests fail:\n```\n{}\n```\nFix {path} so that they pass.", tail.join("\n"));
         }
         Ok((Finish::RoundsUsed, format!("the tests still fail after {rounds} round(s)")))
     }

@@ -157,8 +157,18 @@ fn confined(root: &Path, command: &str) -> Result<tokio::process::Command> {
             cmd.arg("--setenv").arg(name).arg(v);
         }
     }
-    // Tool caches go to the private /tmp (the home folder is read-only inside).
-    for (name, value) in [("TMPDIR", "/tmp"), ("XDG_CACHE_HOME", "/tmp/.cache"), ("GOCACHE", "/tmp/.cache/go-build"), ("TERM", "dumb"), ("CI", "true")] {
+    // Tool caches go to the private /tmp (the home folder is read-only inside); no colours,
+    // whose escape codes would only cost the model tokens.
+    for (name, value) in [
+        ("TMPDIR", "/tmp"),
+        ("XDG_CACHE_HOME", "/tmp/.cache"),
+        ("GOCACHE", "/tmp/.cache/go-build"),
+        ("TERM", "dumb"),
+        ("CI", "true"),
+        ("NO_COLOR", "1"),
+        ("FORCE_COLOR", "0"),
+        ("CARGO_TERM_COLOR", "never"),
+    ] {
         cmd.arg("--setenv").arg(name).arg(value);
     }
     cmd.arg("--").arg("/bin/sh").arg("-c").arg(format!("exec 2>&1\n{command}"));

@@ -57,6 +57,24 @@ impl Workbench<'_> {
         let is_test = |p: &str| edit::gate::is_test_file(p);
         Ok(hits.files.iter().find(|f| !is_test(&f.path)).or(hits.files.first()).map(|f| f.path.clone()))
     }
+
+    /// The test file that checks `path`: one named after it (`calc.test.js`, `test_calc.py`,
+    /// `calc_test.go`), else the test file that best matches the task; `None` without one.
+    pub fn tests_of(&self, path: &str, task: &str) -> Result<Option<String>> {
+        let is_test = |p: &str| edit::gate::is_test_file(p);
+        let file_name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_lowercase();
+        let name = file_name(path);
+        let stem = name.split('.').next().unwrap_or(&name);
+        // Names every crate or package has say nothing about which tests are its.
+        let distinctive = stem.len() >= 3 && !["lib", "main", "mod", "index", "init", "__init__", "app"].contains(&stem);
+        if distinctive {
+            if let Some(named) = self.index.paths()?.into_iter().find(|p| is_test(p) && file_name(p).contains(stem)) {
+                return Ok(Some(named));
+            }
+        }
+        let hits = self.index.search(task, &SearchOptions { limit: 20, ..SearchOptions::default() })?;
+        Ok(hits.files.into_iter().find(|f| is_test(&f.path)).map(|f| f.path))
+    }
 }
 
 /// Carries out `call`; a failure of the call itself is an outcome for the model, an error
@@ -246,11 +264,20 @@ async fn run(
     Ok(Outcome { ok: ran.succeeded(), summary: status, output: out, command: Some(ran), ..Outcome::default() })
 }
 
-/// `rel` under `root`, when it stays inside it.
+/// `rel` under `root`, when it stays inside it: no absolute or `..` part, and, where the path
+/// exists, no symlink on the way that leads out of the project (reading through one would
+/// show the model a file outside it).
 fn inside(root: &Path, rel: &str) -> Option<std::path::PathBuf> {
     let p = Path::new(rel);
     let climbs = p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
-    (!rel.is_empty() && !climbs).then(|| root.join(p))
+    if rel.is_empty() || climbs {
+        return None;
+    }
+    let full = root.join(p);
+    match (full.canonicalize(), root.canonicalize()) {
+        (Ok(real), Ok(real_root)) if !real.starts_with(&real_root) => None,
+        _ => Some(full),
+    }
 }
 
 /// The start of `text`, cut to the output size.

@@ -2,7 +2,6 @@
 //! one JSON object per line), which the user can open at any time. Nothing is ever sent
 //! anywhere from it; an empty log is the proof that nothing left the machine.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -64,31 +63,18 @@ impl ConnectionLog {
         &self.path
     }
 
-    /// Appends one record (a single write of one line, so concurrent writers do not interleave).
+    /// Appends one record (one line in a single write; a torn line before it is left alone).
     pub fn record(&self, r: &ConnectionRecord) -> Result<()> {
-        let fail = |e: std::io::Error| Error::NetworkPolicy {
+        records::append_line(&self.path, r).map_err(|e| Error::NetworkPolicy {
             reason: format!("the connection log {} cannot be written: {e}", self.path.display()),
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let mut line = serde_json::to_vec(r).expect("a record serializes");
-        line.push(b'\n');
-        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&self.path).map_err(fail)?;
-        // After a torn write (a crash mid-line) start a new line, so only the torn record is lost.
-        if ends_without_newline(&mut f).map_err(fail)? {
-            line.insert(0, b'\n');
-        }
-        f.write_all(&line).map_err(fail)
+        })
     }
 
     /// Every record, oldest first; a line that does not parse (a torn write) is skipped.
     pub fn read(&self) -> Result<Vec<ConnectionRecord>> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::NetworkPolicy { reason: format!("the connection log {} cannot be read: {e}", self.path.display()) }),
-        }
+        records::read_lines(&self.path).map_err(|e| Error::NetworkPolicy {
+            reason: format!("the connection log {} cannot be read: {e}", self.path.display()),
+        })
     }
 
     /// "nothing has left this machine", or how many connections there were and the last one.
@@ -104,20 +90,10 @@ impl ConnectionLog {
     }
 }
 
-fn ends_without_newline(f: &mut std::fs::File) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    if f.metadata()?.len() == 0 {
-        return Ok(false);
-    }
-    f.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    f.read_exact(&mut last)?;
-    Ok(last[0] != b'\n')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn records_are_appended_and_read_back() {

@@ -6,16 +6,11 @@ use std::path::Path;
 
 use super::{ModelEvent, Session};
 use crate::agent::commands::CommandLog;
-use crate::agent::{self, AgentEvent, AgentOptions, AgentReport, Brain, Decision, Mode, Workbench};
-use crate::assistant::{self, RequestOptions};
-use crate::context::Exchange;
-use crate::edit::{self, AppliedChange, EditFormat, Proposal};
+use crate::agent::{self, AgentEvent, AgentOptions, AgentReport, Decision, Mode, ModelBrain, Workbench};
+use crate::edit::{self, AppliedChange};
 use crate::error::{Error, Result};
-use crate::index::ProjectIndex;
-use crate::inference::{ChatMessage, Generation, GenerationParams, Model};
 use crate::network::NetworkPolicy;
 use crate::records::RecordDir;
-use crate::CancellationToken;
 
 /// Where an agent run's progress goes: the model's load, each step, and the approval of
 /// commands (the host asks the user and answers).
@@ -26,24 +21,6 @@ pub struct AgentStreams<'a> {
     pub events: &'a mut (dyn FnMut(AgentEvent) + Send),
     /// Asked before a command runs that the approval mode does not already allow.
     pub approve: &'a mut (dyn FnMut(&str) -> Decision + Send),
-}
-
-/// The session's model as the agent's brain. Edits go through the edit machinery in the
-/// whole-file format (the file the agent named shown whole).
-struct ModelBrain<'a> {
-    model: &'a Model,
-}
-
-impl Brain for ModelBrain<'_> {
-    async fn answer(&self, messages: &[ChatMessage], params: &GenerationParams, cancel: &CancellationToken) -> Result<Generation> {
-        self.model.generate(messages, params, &mut |_: &str| true, cancel).await
-    }
-
-    async fn propose(&self, index: &ProjectIndex, history: &[Exchange], instruction: &str, cancel: &CancellationToken) -> Result<Proposal> {
-        let options = RequestOptions { retrieve: 1, ..RequestOptions::for_edits() };
-        assistant::propose_edit(self.model, index, history, instruction, Some(EditFormat::WholeFile), &options, &mut |_: &str| true, cancel)
-            .await
-    }
 }
 
 fn runs(project_data: &Path) -> RecordDir {
