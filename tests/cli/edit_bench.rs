@@ -29,6 +29,13 @@ fn bench(sb: &Sandbox) -> Command {
     c
 }
 
+/// A real run with Qwen 0.5B, results in `results`, projects under `work`.
+fn qwen_bench(sb: &Sandbox, results: &std::path::Path, work: &std::path::Path) -> Command {
+    let mut c = bench(sb);
+    c.arg("--model").arg(qwen_05b()).arg("--out").arg(results).arg("--work").arg(work).args(["--max-tokens", "1024"]);
+    c
+}
+
 #[test]
 fn every_exercise_tells_its_reference_solution_from_its_stub() {
     let sb = Sandbox::new();
@@ -47,18 +54,7 @@ fn qwen_runs_the_smoke_benchmark_and_every_try_is_recorded() {
     let sb = Sandbox::new();
     let results = sb.dir.path().join("edits.jsonl");
     let work = sb.dir.path().join("work");
-    let run = || {
-        bench(&sb)
-            .arg("--model")
-            .arg(qwen_05b())
-            .arg("--out")
-            .arg(&results)
-            .arg("--work")
-            .arg(&work)
-            .args(["--max-tokens", "1024"])
-            .output()
-            .unwrap()
-    };
+    let run = || qwen_bench(&sb, &results, &work).output().unwrap();
     let out = run();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -101,16 +97,7 @@ fn the_agent_runs_the_visible_tests_confined_and_the_hidden_ones_judge() {
     let sb = Sandbox::new();
     let results = sb.dir.path().join("edits.jsonl");
     let work = sb.dir.path().join("work");
-    let out = bench(&sb)
-        .args(["--only", "initials", "--assistants", "perimeter-agent", "--max-tokens", "1024"])
-        .arg("--model")
-        .arg(qwen_05b())
-        .arg("--out")
-        .arg(&results)
-        .arg("--work")
-        .arg(&work)
-        .output()
-        .unwrap();
+    let out = qwen_bench(&sb, &results, &work).args(["--only", "initials", "--assistants", "perimeter-agent"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("| perimeter-agent | qwen2.5-coder-0.5b-instruct-q4_k_m | 1 |"), "the summary table: {stdout}");
