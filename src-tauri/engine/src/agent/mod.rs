@@ -352,7 +352,11 @@ impl<B: Brain> Run<'_, '_, B> {
         // The tests say what "done" means (names, signatures, edge cases): shown whole beside
         // the file, and held as they are (an edit of them is not applied).
         let task = match self.bench.tests_of(&path, self.task)? {
-            Some(test_file) => format!("{}\n\nThe tests in {test_file} check this; the tests are correct, do not change them.", self.task),
+            Some(test_file) => format!(
+                "{}\n\nThe tests in {test_file} check this; the tests are correct, do not change them. \
+                 Write out only the files you change, never {test_file}.",
+                self.task
+            ),
             None => self.task.to_string(),
         };
         let mut instruction = task.clone();
