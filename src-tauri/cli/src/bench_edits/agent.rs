@@ -70,6 +70,8 @@ impl Agent<'_> {
         let mut approve = |_: &str| Decision::Deny;
         let task = exercise.instructions()?;
         let report = agent::run(&brain, &bench, &task, mode, &options, &mut events, &mut approve, &CancellationToken::new()).await?;
+        // Every step with its full output, to read failures.
+        std::fs::write(data.join("agent-run.json"), serde_json::to_string_pretty(&report)?)?;
         Ok(tries(&report, &seconds, &bench.proposals))
     }
 }

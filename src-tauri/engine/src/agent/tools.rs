@@ -57,24 +57,6 @@ impl Workbench<'_> {
         let is_test = |p: &str| edit::gate::is_test_file(p);
         Ok(hits.files.iter().find(|f| !is_test(&f.path)).or(hits.files.first()).map(|f| f.path.clone()))
     }
-
-    /// The test file that checks `path`: one named after it (`calc.test.js`, `test_calc.py`,
-    /// `calc_test.go`), else the test file that best matches the task; `None` without one.
-    pub fn tests_of(&self, path: &str, task: &str) -> Result<Option<String>> {
-        let is_test = |p: &str| edit::gate::is_test_file(p);
-        let file_name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_lowercase();
-        let name = file_name(path);
-        let stem = name.split('.').next().unwrap_or(&name);
-        // Names every crate or package has say nothing about which tests are its.
-        let distinctive = stem.len() >= 3 && !["lib", "main", "mod", "index", "init", "__init__", "app"].contains(&stem);
-        if distinctive {
-            if let Some(named) = self.index.paths()?.into_iter().find(|p| is_test(p) && file_name(p).contains(stem)) {
-                return Ok(Some(named));
-            }
-        }
-        let hits = self.index.search(task, &SearchOptions { limit: 20, ..SearchOptions::default() })?;
-        Ok(hits.files.into_iter().find(|f| is_test(&f.path)).map(|f| f.path))
-    }
 }
 
 /// Carries out `call`; a failure of the call itself is an outcome for the model, an error
