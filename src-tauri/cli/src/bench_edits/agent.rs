@@ -14,7 +14,7 @@ use perimeter_engine::inference::{CancellationToken, Model};
 
 use super::assistants::TryReport;
 use super::exercise::{copy_files, Exercise, Language};
-use super::tests::{own_workspace, Toolchain, OUTPUT_LINES_FOR_RETRY};
+use super::tests::{head_for_retry, own_workspace, Toolchain};
 
 /// The agent with a model, for the benchmark.
 pub struct Agent<'a> {
@@ -98,7 +98,7 @@ fn tries(report: &AgentReport, seconds: &[f64], proposals: &Proposals) -> Vec<Tr
                 t.tests_passed = outcome.ok;
                 t.tests_timed_out = command.timed_out;
                 t.test_seconds += secs;
-                t.test_output_head = command.output.lines().take(OUTPUT_LINES_FOR_RETRY).collect::<Vec<_>>().join("\n");
+                t.test_output_head = head_for_retry(&command.output);
             }
             _ => {
                 let t = current(&mut tries);

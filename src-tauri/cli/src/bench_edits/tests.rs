@@ -36,8 +36,13 @@ impl TestRun {
         if self.timed_out {
             return "Tests timed out!".to_string();
         }
-        self.output.lines().take(OUTPUT_LINES_FOR_RETRY).collect::<Vec<_>>().join("\n")
+        head_for_retry(&self.output)
     }
+}
+
+/// The first lines of a test run's `output`, as a retry shows them to the model.
+pub fn head_for_retry(output: &str) -> String {
+    output.lines().take(OUTPUT_LINES_FOR_RETRY).collect::<Vec<_>>().join("\n")
 }
 
 impl Toolchain {
