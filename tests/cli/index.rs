@@ -157,3 +157,35 @@ fn unreadable_folders_are_skipped_and_counted() {
     assert_eq!(s["files_indexed"], 1, "{s}");
     assert_eq!(s["skipped"]["unreadable"], 1, "{s}");
 }
+
+#[test]
+fn hybrid_search_finds_by_meaning_and_a_missing_embedder_falls_back_to_lexical_with_a_notice() {
+    let sb = Sandbox::new();
+    let root = sb.dir.path().join("p");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(
+        root.join("src/backoff.rs"),
+        "/// Delay before the next attempt: doubles each time, capped at a minute.\n\
+         pub fn next_delay(attempt: u32) -> u64 { (1u64 << attempt.min(6)).min(60) }\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/render.rs"), "/// Draws the results as HTML rows.\npub fn render_rows() {}\n").unwrap();
+    let question = "wait longer between retries when the server keeps failing";
+    let embedder = repo_root().join("models/local/all-minilm-l6-v2");
+    assert!(embedder.is_dir(), "run scripts/fetch-models.sh --embed");
+
+    let out = sb.cmd().args(["search", "--files", "--json", "--mode", "hybrid", "--embedder"]).arg(&embedder).arg(&root).arg(question).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(files[0]["path"], "src/backoff.rs", "{files}");
+    // The vectors are kept in the app's data beside the index, not in the project.
+    let kept = std::fs::read_dir(sb.data().join("projects")).unwrap().flatten().any(|p| p.path().join("vectors").is_dir());
+    assert!(kept && std::fs::read_dir(&root).unwrap().count() == 1);
+
+    let out = sb.cmd().args(["search", "--files", "--json", "--mode", "semantic", "--embedder", "/nonexistent/model"]).arg(&root).arg(question).output().unwrap();
+    assert!(out.status.success(), "a missing embedder must not fail the search");
+    let notice = String::from_utf8_lossy(&out.stderr);
+    assert!(notice.contains("notice:") && notice.contains("search stays lexical"), "{notice}");
+    let files: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(files.as_array().unwrap().iter().all(|f| f["path"] != "src/backoff.rs"), "lexical results expected: {files}");
+}

@@ -55,6 +55,25 @@ pub struct RetrievalArgs {
     /// Files ranked per case.
     #[arg(long, default_value_t = 100)]
     limit: usize,
+    /// lexical, semantic or hybrid (the last two need --embedder).
+    #[arg(long, default_value = "lexical")]
+    mode: perimeter_engine::index::SearchMode,
+    /// The embedding model's folder (sentence-transformers layout).
+    #[arg(long)]
+    embedder: Option<PathBuf>,
+    /// Where chunk vectors are kept between cases and runs (the trees of one repository
+    /// share most chunks, so each is embedded once). Default: a folder removed at the end.
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Tokens of each chunk the embedding model reads (default: what it was trained on).
+    #[arg(long)]
+    embed_tokens: Option<usize>,
+    /// Also write each case's lexical and semantic file rankings with their scores.
+    #[arg(long)]
+    rankings: bool,
+    /// Only the first N cases.
+    #[arg(long)]
+    cases: Option<usize>,
 }
 
 #[derive(Args)]
@@ -95,16 +114,35 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
-    use perimeter_engine::index::{ProjectIndex, SearchOptions};
+    use perimeter_engine::embed::{Embedder, VectorStore};
+    use perimeter_engine::index::{ProjectIndex, SearchMode, SearchOptions};
     use std::io::{BufRead, Write};
     let input = std::fs::File::open(&args.queries).map_err(|e| anyhow::anyhow!("{}: {e}", args.queries.display()))?;
     let mut out = std::fs::File::create(&args.out).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let scratch = tempfile_dir()?;
-    let (mut index_s, mut search_s, mut cases) = (0.0, 0.0, 0usize);
+    let embedder = match (args.mode, &args.embedder) {
+        (SearchMode::Lexical, _) => None,
+        (_, Some(dir)) => {
+            let e = Embedder::load(dir)?;
+            Some(match args.embed_tokens {
+                Some(n) => e.with_max_tokens(n)?,
+                None => e,
+            })
+        }
+        (_, None) => anyhow::bail!("--mode {:?} needs --embedder DIR", args.mode),
+    };
+    let mut store = match &embedder {
+        Some(e) => Some(VectorStore::open(args.vectors.as_deref().unwrap_or(&scratch.join("vectors")), &e.id(), e.dims())?),
+        None => None,
+    };
+    let (mut index_s, mut embed_s, mut search_s, mut cases, mut embedded) = (0.0, 0.0, 0.0, 0usize, 0usize);
     for line in std::io::BufReader::new(input).lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
+        }
+        if args.cases.is_some_and(|n| cases >= n) {
+            break;
         }
         let case: serde_json::Value = serde_json::from_str(&line)?;
         let (id, dir, query) = (case["id"].as_str().unwrap_or_default(), case["dir"].as_str().unwrap_or_default(), case["query"].as_str().unwrap_or_default());
@@ -114,17 +152,48 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
         let index = ProjectIndex::open(std::path::Path::new(dir), &index_dir)?;
         index.update(&mut |_| {}, &CancellationToken::new())?;
         index_s += t.elapsed().as_secs_f64();
+        let semantic = match (&embedder, &mut store) {
+            (Some(e), Some(store)) => {
+                let t = std::time::Instant::now();
+                embedded += index.embed_chunks(e, store, &mut |_| {}, &CancellationToken::new())?.chunks_embedded;
+                embed_s += t.elapsed().as_secs_f64();
+                Some(index.semantic_table(store)?)
+            }
+            _ => None,
+        };
         let t = std::time::Instant::now();
-        let results = index.search(query, &SearchOptions { limit: args.limit, ..SearchOptions::default() })?;
+        let options = SearchOptions { limit: args.limit, ..SearchOptions::default() };
+        let results = match (&embedder, &semantic) {
+            (Some(e), Some(table)) => {
+                let q = e.embed(&[query])?.remove(0);
+                index.search_by(query, &options, args.mode, Some((table, &q)))?
+            }
+            _ => index.search(query, &options)?,
+        };
         search_s += t.elapsed().as_secs_f64();
         let ranked: Vec<&str> = results.files.iter().map(|f| f.path.as_str()).collect();
-        writeln!(out, "{}", json!({ "id": id, "ranked_files": ranked }))?;
+        let mut line = json!({ "id": id, "ranked_files": ranked });
+        if let (true, Some(e), Some(table)) = (args.rankings, &embedder, &semantic) {
+            // Both rankings with their scores, to study fusion offline.
+            let scored = |files: &[perimeter_engine::index::FileHit]| -> Vec<(String, f32)> {
+                files.iter().map(|f| (f.path.clone(), f.score)).collect()
+            };
+            line["lexical"] = json!(scored(&index.search(query, &options)?.files));
+            line["semantic"] = json!(scored(&table.search(&e.embed(&[query])?[0], &options).files));
+        }
+        writeln!(out, "{line}")?;
         drop(index);
         let _ = std::fs::remove_dir_all(&index_dir);
         cases += 1;
+        eprint!("\r{cases} cases, {embedded} chunks embedded in {embed_s:.0} s");
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    eprintln!("{cases} cases: indexing {index_s:.1} s, searching {search_s:.2} s ({:.1} ms a query)", search_s * 1000.0 / cases.max(1) as f64);
+    eprintln!();
+    eprintln!(
+        "{cases} cases: indexing {index_s:.1} s, embedding {embedded} chunks in {embed_s:.1} s ({:.1} chunks/s), searching {search_s:.2} s ({:.1} ms a query)",
+        embedded as f64 / embed_s.max(1e-9),
+        search_s * 1000.0 / cases.max(1) as f64
+    );
     Ok(ExitCode::SUCCESS)
 }
 

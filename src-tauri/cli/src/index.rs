@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use perimeter_engine::index::{IndexSummary, ProjectIndex, SearchOptions};
+use perimeter_engine::embed::{default_embedder_dir, Embedder};
+use perimeter_engine::index::{IndexSummary, ProjectIndex, SearchMode, SearchOptions};
 use perimeter_engine::session::{Overrides, Session};
 use serde_json::json;
 
@@ -34,6 +35,14 @@ pub struct SearchArgs {
     /// Only this language (rust, python, go, typescript, …).
     #[arg(long)]
     lang: Option<String>,
+    /// lexical (the code's words), semantic (meaning, from an embedding model) or hybrid
+    /// (both fused). The first semantic or hybrid search embeds the project's source files
+    /// (a progress bar; later searches only embed what changed).
+    #[arg(long, default_value = "lexical")]
+    mode: SearchMode,
+    /// The embedding model's folder (default: all-minilm-l6-v2 in the models folder).
+    #[arg(long)]
+    embedder: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -146,7 +155,12 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let index = open(&session, &args.dir)?;
     update(&session, &index, !args.json)?;
     let options = SearchOptions { limit: args.limit, path_prefix: args.path, language: args.lang };
-    let results = index.search(&args.query, &options)?;
+    let embedder = match args.mode {
+        SearchMode::Lexical => None,
+        _ => semantic_ready(&session, &index, args.embedder.unwrap_or_else(default_embedder_dir), !args.json),
+    };
+    let mode = if embedder.is_some() { args.mode } else { SearchMode::Lexical };
+    let results = session.search_project(index.root(), &args.query, &options, mode, embedder.as_ref())?;
     if args.json {
         let out = if args.files {
             serde_json::to_value(&results.files)?
@@ -172,6 +186,32 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the embedding model and embeds what the project lacks, with a progress bar. Any
+/// failure is a notice, not an error: the search then goes on lexically.
+fn semantic_ready(session: &Session, index: &ProjectIndex, dir: PathBuf, show: bool) -> Option<Embedder> {
+    let ready = Embedder::load(&dir).and_then(|embedder| {
+        let bar = if show { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("embedding [{bar:30}] {pos}/{len} chunks  {per_sec}  ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let summary = session.embed_project(index.root(), &embedder, &mut |p| {
+            bar.set_length(p.chunks_total as u64);
+            bar.set_position(p.chunks_done as u64);
+        });
+        bar.finish_and_clear();
+        summary.map(|_| embedder)
+    });
+    match ready {
+        Ok(embedder) => Some(embedder),
+        Err(e) => {
+            eprintln!("notice: {e}");
+            None
+        }
+    }
 }
 
 pub async fn run_watch(args: WatchArgs) -> anyhow::Result<ExitCode> {

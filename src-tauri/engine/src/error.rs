@@ -104,6 +104,16 @@ pub enum Error {
     )]
     NoModelInstalled,
 
+    #[error(
+        "the embedding model in {} cannot be used ({reason}); search stays lexical until it is fixed \
+         (`scripts/fetch-models.sh --embed` installs the default one)",
+        path.display()
+    )]
+    EmbeddingModel { path: PathBuf, reason: String },
+
+    #[error("embedding failed: {reason}; search stays lexical")]
+    Embedding { reason: String },
+
     #[error("{} is not a folder; add a project by its folder", path.display())]
     NotAProjectFolder { path: PathBuf },
 
@@ -201,6 +211,8 @@ impl Error {
             Error::UnknownModel { .. } => "unknown_model",
             Error::ModelNotInstalled { .. } => "model_not_installed",
             Error::NoModelInstalled => "no_model_installed",
+            Error::EmbeddingModel { .. } => "embedding_model",
+            Error::Embedding { .. } => "embedding",
             Error::NotAProjectFolder { .. } => "not_a_project_folder",
             Error::IndexLocked { .. } => "index_locked",
             Error::Index { .. } => "index",

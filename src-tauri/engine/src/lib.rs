@@ -9,7 +9,8 @@
 //!    before it is copied or loaded.
 //! 3. [`projects`] lists the folders the user added and lays out each one's data (index,
 //!    conversations, proposals, history); [`index`] keeps a tantivy index of each, fresh
-//!    through a file watcher, and ranks its files and chunks for a question.
+//!    through a file watcher, and ranks its files and chunks for a question: by its words
+//!    (BM25), by meaning through [`embed`]'s vectors, or both fused.
 //! 4. [`inference`] loads a model in-process (mistral.rs) and streams its answer into a
 //!    token sink, cancellable at any token.
 //! 5. [`assistant`] answers a question from the project (retrieval, a prompt fitted to the
@@ -33,6 +34,7 @@ pub mod agent;
 pub mod assistant;
 pub mod context;
 pub mod edit;
+pub mod embed;
 pub mod error;
 pub mod hardware;
 pub mod index;

@@ -15,6 +15,7 @@
 mod chunk;
 mod classify;
 mod search;
+mod semantic;
 mod tokenizer;
 mod walk;
 pub mod watch;
@@ -22,6 +23,7 @@ pub mod watch;
 pub use chunk::{chunk, Chunk};
 pub use classify::{classify, language, FileClass};
 pub use search::{ChunkHit, FileHit, SearchOptions, SearchResults};
+pub use semantic::{EmbedProgress, EmbedSummary, SearchMode, SemanticTable};
 pub use tokenizer::{terms, CodeTokenizer};
 pub use walk::{walk, SkipCounts, WalkedFile, MAX_FILE_BYTES};
 
@@ -174,6 +176,11 @@ impl ProjectIndex {
     /// The project folder it indexes.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the project's chunk vectors are kept: beside the index, in the app's data.
+    pub fn vectors_dir(&self) -> PathBuf {
+        self.dir.with_file_name("vectors")
     }
 
     /// Brings the index up to date with the project on disk: walks it, reads only files whose

@@ -38,7 +38,7 @@ const STOPWORDS: &[&str] = &[
     "would", "you", "your",
 ];
 
-fn class_weight(class: FileClass) -> f32 {
+pub(super) fn class_weight(class: FileClass) -> f32 {
     match class {
         FileClass::Source => 1.0,
         FileClass::Test => 0.2,

@@ -18,7 +18,10 @@ pub use settings::{ServerSettings, Settings};
 
 use crate::error::{Error, Result};
 use crate::index::watch::Watcher;
-use crate::index::{IndexProgress, IndexSummary, ProjectIndex};
+use crate::embed::{Embedder, VectorStore};
+use crate::index::{
+    EmbedProgress, EmbedSummary, IndexProgress, IndexSummary, ProjectIndex, SearchMode, SearchOptions, SearchResults,
+};
 use crate::inference::remote::server_id;
 use crate::inference::{LoadOptions, LocalModel, Model, RemoteModel, RemoteOptions};
 use crate::CancellationToken;
@@ -330,6 +333,41 @@ impl Session {
         index.update(on_progress, &cancel)
     }
 
+    /// Embeds the project's chunks that have no vector yet (after an update, only new and
+    /// changed ones), as a job: Stop ends it at the next batch, keeping what was done.
+    pub fn embed_project(
+        &self,
+        root: &Path,
+        embedder: &Embedder,
+        on_progress: &mut dyn FnMut(&EmbedProgress),
+    ) -> Result<EmbedSummary> {
+        let index = self.project(root)?;
+        let job = embedding_job(index.root());
+        let (_job, cancel) = self.job(&job)?;
+        let mut store = VectorStore::open(&index.vectors_dir(), &embedder.id(), embedder.dims())?;
+        index.embed_chunks(embedder, &mut store, on_progress, &cancel)
+    }
+
+    /// Searches the project by `mode` with the vectors embedded so far (lexically when the
+    /// mode is lexical or there is no `embedder`).
+    pub fn search_project(
+        &self,
+        root: &Path,
+        query: &str,
+        options: &SearchOptions,
+        mode: SearchMode,
+        embedder: Option<&Embedder>,
+    ) -> Result<SearchResults> {
+        let index = self.project(root)?;
+        let Some(embedder) = embedder.filter(|_| mode != SearchMode::Lexical) else {
+            return index.search(query, options);
+        };
+        let store = VectorStore::open(&index.vectors_dir(), &embedder.id(), embedder.dims())?;
+        let table = index.semantic_table(&store)?;
+        let query_vector = embedder.embed(&[query])?.remove(0);
+        index.search_by(query, options, mode, Some((&table, &query_vector)))
+    }
+
     /// Closes the project at `root` (its indexing and its watcher stop) and removes it from
     /// the user's list, deleting its index; the folder itself is not touched.
     pub fn remove_project(&self, root: &Path) -> Result<Option<Project>> {
@@ -393,6 +431,10 @@ impl Session {
 /// The job name of a project's indexing run.
 fn indexing_job(root: &Path) -> String {
     format!("index:{}", root.display())
+}
+
+fn embedding_job(root: &Path) -> String {
+    format!("embed:{}", root.display())
 }
 
 /// The key for the server at `url`: `PERIMETER_API_KEY` when set, else the one kept in the

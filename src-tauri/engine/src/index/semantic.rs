@@ -1,0 +1,360 @@
+//! Searching a project by meaning: every chunk's vector from an [`Embedder`], a brute-force
+//! cosine scan over them (unit vectors, so a dot product), and reciprocal-rank fusion with
+//! the lexical ranking for hybrid search.
+//!
+//! The vectors live in a [`VectorStore`] keyed by the text each chunk is embedded as, so
+//! embedding after an update only computes chunks that are new or changed; a chunk without a
+//! vector yet is simply not in the semantic ranking (the lexical one still has it).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tantivy::collector::DocSetCollector;
+use tantivy::query::TermQuery;
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{TantivyDocument, Term};
+
+use super::classify::FileClass;
+use super::search::class_weight;
+use super::{ChunkHit, FileHit, ProjectIndex, SearchOptions, SearchResults};
+use crate::embed::{vector_key, Embedder, VectorKey, VectorStore};
+use crate::error::{Error, Result};
+use crate::CancellationToken;
+
+/// Chunks embedded in one call of the model: enough to keep its matrix products busy, few
+/// enough that Stop answers within a second or two.
+const BATCH: usize = 8;
+/// Reciprocal-rank fusion's constant: how flat the credit for lower ranks is.
+const RRF_K: f32 = 60.0;
+/// Each ranking's candidates considered for fusion.
+const FUSION_DEPTH: usize = 100;
+
+/// How a search ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// BM25 over the code's words (always available).
+    Lexical,
+    /// Cosine similarity of embedding vectors.
+    Semantic,
+    /// Both rankings fused by reciprocal rank.
+    #[default]
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "lexical" => Ok(SearchMode::Lexical),
+            "semantic" => Ok(SearchMode::Semantic),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(format!("`{other}` is not a search mode; use lexical, semantic or hybrid")),
+        }
+    }
+}
+
+/// Progress of embedding a project's chunks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct EmbedProgress {
+    /// Chunks embedded so far in this run.
+    pub chunks_done: usize,
+    /// Chunks this run has to embed (those without a vector).
+    pub chunks_total: usize,
+}
+
+/// What embedding a project's chunks did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct EmbedSummary {
+    /// Chunks the model embedded.
+    pub chunks_embedded: usize,
+    /// Chunks whose text already had a vector.
+    pub chunks_reused: usize,
+    /// Wall time.
+    pub elapsed_ms: f64,
+    /// Stopped early; the vectors computed are kept.
+    pub cancelled: bool,
+}
+
+/// A chunk as the semantic ranking needs it.
+struct ChunkRow {
+    path: String,
+    start_line: usize,
+    end_line: usize,
+    class: FileClass,
+    language: String,
+}
+
+/// What the model reads for a chunk: its path says what the file is about as much as the
+/// code does.
+fn embed_text(path: &str, text: &str) -> String {
+    format!("{path}\n{text}")
+}
+
+impl ProjectIndex {
+    /// Every chunk document: its row and the text it is embedded as.
+    fn chunk_rows(&self) -> Result<Vec<(ChunkRow, String)>> {
+        let searcher = self.reader.searcher();
+        let fl = &self.fields;
+        let err = |e| Error::index(&self.dir, e);
+        let query = TermQuery::new(Term::from_field_text(fl.kind, "chunk"), IndexRecordOption::Basic);
+        let docs = searcher.search(&query, &DocSetCollector).map_err(err)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for addr in docs {
+            let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
+            let s = |f| d.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let n = |f| d.get_first(f).and_then(|v| v.as_u64()).unwrap_or_default() as usize;
+            let path = s(fl.path_key);
+            let text = embed_text(&path, &s(fl.text));
+            let row = ChunkRow {
+                start_line: n(fl.start_line),
+                end_line: n(fl.end_line),
+                class: FileClass::parse(&s(fl.class)),
+                language: s(fl.lang),
+                path,
+            };
+            out.push((row, text));
+        }
+        Ok(out)
+    }
+
+    /// Embeds every chunk of a source or docs file that has no vector in `store` yet, source
+    /// first. Tests and generated files are left to the lexical ranking: for "where is this
+    /// done" they are rarely the answer (it scales them down too), and they are often half a
+    /// project's chunks, at ~10 chunks/s on two cores. Cancelling keeps every batch finished
+    /// so far; the next call goes on from there.
+    pub fn embed_chunks(
+        &self,
+        embedder: &Embedder,
+        store: &mut VectorStore,
+        progress: &mut dyn FnMut(&EmbedProgress),
+        cancel: &CancellationToken,
+    ) -> Result<EmbedSummary> {
+        let started = Instant::now();
+        let rows = self.chunk_rows()?;
+        let mut summary = EmbedSummary::default();
+        let mut todo: Vec<(FileClass, VectorKey, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (row, text) in rows.into_iter().filter(|(r, _)| matches!(r.class, FileClass::Source | FileClass::Docs)) {
+            let key = vector_key(&text);
+            if store.contains(&key) {
+                summary.chunks_reused += 1;
+            } else if seen.insert(key) {
+                todo.push((row.class, key, text));
+            }
+        }
+        // Similar lengths in a batch pad less.
+        todo.sort_by_key(|(class, _, text)| (*class != FileClass::Source, text.len()));
+        let mut p = EmbedProgress { chunks_done: 0, chunks_total: todo.len() };
+        progress(&p);
+        for batch in todo.chunks(BATCH) {
+            if cancel.is_cancelled() {
+                summary.cancelled = true;
+                break;
+            }
+            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
+            let vectors = embedder.embed(&texts)?;
+            store.insert(batch.iter().map(|(_, k, _)| *k).zip(vectors).collect())?;
+            summary.chunks_embedded += batch.len();
+            p.chunks_done += batch.len();
+            progress(&p);
+        }
+        summary.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(summary)
+    }
+
+    /// The chunks that have a vector in `store`, ready to search.
+    pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
+        let rows = self.chunk_rows()?;
+        let total = rows.iter().filter(|(r, _)| matches!(r.class, FileClass::Source | FileClass::Docs)).count();
+        let mut table = SemanticTable { rows: Vec::new(), matrix: Vec::new(), dims: store.dims(), chunks_total: total };
+        for (row, text) in rows {
+            if let Some(v) = store.get(&vector_key(&text)) {
+                table.matrix.extend_from_slice(v);
+                table.rows.push(row);
+            }
+        }
+        Ok(table)
+    }
+
+    /// Searches by `mode`. Semantic and hybrid need `semantic` (the table and the question's
+    /// vector); without it they answer lexically, as the app does while embedding runs.
+    pub fn search_by(
+        &self,
+        query: &str,
+        options: &SearchOptions,
+        mode: SearchMode,
+        semantic: Option<(&SemanticTable, &[f32])>,
+    ) -> Result<SearchResults> {
+        let Some((table, query_vector)) = semantic.filter(|_| mode != SearchMode::Lexical) else {
+            return self.search(query, options);
+        };
+        let deep = SearchOptions { limit: options.limit.max(FUSION_DEPTH), ..options.clone() };
+        let mut by_meaning = table.search(query_vector, &deep);
+        if mode == SearchMode::Semantic {
+            by_meaning.files.truncate(options.limit);
+            by_meaning.chunks.truncate(options.limit);
+            return self.with_chunk_text(by_meaning);
+        }
+        let by_words = self.search(query, &deep)?;
+        let fused = SearchResults {
+            files: fuse(&by_words.files, &by_meaning.files, options.limit, |f| f.path.clone()),
+            chunks: fuse(&by_words.chunks, &by_meaning.chunks, options.limit, |c| format!("{}:{}", c.path, c.start_line)),
+        };
+        self.with_chunk_text(fused)
+    }
+
+    /// Fills in the text of chunk hits that came from the vectors alone (the table keeps no
+    /// text: on a large project that would be the whole code base in memory again).
+    fn with_chunk_text(&self, mut results: SearchResults) -> Result<SearchResults> {
+        let searcher = self.reader.searcher();
+        let fl = &self.fields;
+        let err = |e| Error::index(&self.dir, e);
+        for hit in results.chunks.iter_mut().filter(|c| c.text.is_empty()) {
+            let q = TermQuery::new(Term::from_field_text(fl.path_key, &hit.path), IndexRecordOption::Basic);
+            for addr in searcher.search(&q, &DocSetCollector).map_err(err)? {
+                let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
+                let is_chunk = d.get_first(fl.kind).and_then(|v| v.as_str()) == Some("chunk");
+                if is_chunk && d.get_first(fl.start_line).and_then(|v| v.as_u64()) == Some(hit.start_line as u64) {
+                    hit.text = d.get_first(fl.text).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                    break;
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// The project's chunk vectors in one matrix, row by row.
+pub struct SemanticTable {
+    rows: Vec<ChunkRow>,
+    matrix: Vec<f32>,
+    dims: usize,
+    chunks_total: usize,
+}
+
+impl SemanticTable {
+    /// Chunks with a vector, and chunks that are to have one (those of source and docs files).
+    pub fn coverage(&self) -> (usize, usize) {
+        (self.rows.len(), self.chunks_total)
+    }
+
+    /// Ranks chunks by cosine similarity to `query_vector`, and files by their best chunk,
+    /// weighted by file class as the lexical ranking is.
+    pub fn search(&self, query_vector: &[f32], options: &SearchOptions) -> SearchResults {
+        assert_eq!(query_vector.len(), self.dims, "the question was embedded by another model");
+        let scores: Vec<f32> =
+            self.matrix.par_chunks(self.dims * 256).flat_map_iter(|block| block.chunks_exact(self.dims).map(|v| dot(v, query_vector))).collect();
+        let accept = |r: &ChunkRow| {
+            options.path_prefix.as_deref().is_none_or(|p| r.path.starts_with(p.trim_start_matches("./")))
+                && options.language.as_deref().is_none_or(|l| l.eq_ignore_ascii_case(&r.language))
+        };
+        let mut chunks: Vec<(f32, &ChunkRow)> = Vec::new();
+        let mut files: HashMap<&str, (f32, &ChunkRow)> = HashMap::new();
+        for (row, &cos) in self.rows.iter().zip(&scores) {
+            if !accept(row) {
+                continue;
+            }
+            let score = cos * class_weight(row.class);
+            chunks.push((score, row));
+            let best = files.entry(&row.path).or_insert((f32::MIN, row));
+            if score > best.0 {
+                *best = (score, row);
+            }
+        }
+        chunks.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| (&a.1.path, a.1.start_line).cmp(&(&b.1.path, b.1.start_line))));
+        chunks.truncate(options.limit);
+        let mut files: Vec<FileHit> = files
+            .into_iter()
+            .map(|(path, (score, row))| FileHit { path: path.to_string(), score, class: row.class, language: row.language.clone() })
+            .collect();
+        files.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.path.cmp(&b.path)));
+        files.truncate(options.limit);
+        let chunks = chunks
+            .into_iter()
+            .map(|(score, r)| ChunkHit {
+                path: r.path.clone(),
+                start_line: r.start_line,
+                end_line: r.end_line,
+                score,
+                text: String::new(),
+            })
+            .collect();
+        SearchResults { chunks, files }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight lanes: the compiler keeps them in one AVX register per step.
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Reciprocal-rank fusion of two rankings: each item scores 1/(k + rank) in each ranking it is
+/// in. Robust to the two scores' different scales, which a weighted sum is not.
+fn fuse<T: Clone + HasScore>(a: &[T], b: &[T], limit: usize, key: impl Fn(&T) -> String) -> Vec<T> {
+    let mut merged: HashMap<String, (f32, T)> = HashMap::new();
+    for list in [a, b] {
+        for (rank, item) in list.iter().enumerate() {
+            let credit = 1.0 / (RRF_K + rank as f32 + 1.0);
+            merged.entry(key(item)).or_insert_with(|| (0.0, item.clone())).0 += credit;
+        }
+    }
+    let mut out: Vec<(String, f32, T)> = merged.into_iter().map(|(k, (s, t))| (k, s, t)).collect();
+    out.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    out.truncate(limit);
+    out.into_iter()
+        .map(|(_, s, mut t)| {
+            t.set_score(s);
+            t
+        })
+        .collect()
+}
+
+trait HasScore {
+    fn set_score(&mut self, score: f32);
+}
+impl HasScore for FileHit {
+    fn set_score(&mut self, score: f32) {
+        self.score = score;
+    }
+}
+impl HasScore for ChunkHit {
+    fn set_score(&mut self, score: f32) {
+        self.score = score;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> FileHit {
+        FileHit { path: path.into(), score: 0.0, class: FileClass::Source, language: "rust".into() }
+    }
+
+    #[test]
+    fn fusion_puts_what_both_rankings_agree_on_first() {
+        let words = [file("a.rs"), file("b.rs"), file("c.rs")];
+        let meaning = [file("c.rs"), file("b.rs"), file("d.rs")];
+        let fused: Vec<String> = fuse(&words, &meaning, 4, |f| f.path.clone()).into_iter().map(|f| f.path).collect();
+        assert_eq!(fused, ["b.rs", "c.rs", "a.rs", "d.rs"]);
+    }
+
+    #[test]
+    fn the_dot_product_matches_the_plain_sum() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.1).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4);
+    }
+}

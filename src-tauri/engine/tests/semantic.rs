@@ -1,0 +1,155 @@
+//! Semantic retrieval with the real small embedding model (all-MiniLM-L6-v2): vectors that
+//! follow meaning, search that finds a file described without its words, embedding only what
+//! changed, stopping and going on, and the clear error for a model that cannot be used.
+//! Needs `scripts/fetch-models.sh --embed`.
+
+use std::path::{Path, PathBuf};
+
+use perimeter_engine::embed::{Embedder, VectorStore};
+use perimeter_engine::index::{ProjectIndex, SearchMode, SearchOptions};
+use perimeter_engine::{CancellationToken, Error};
+
+fn model_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/local/all-minilm-l6-v2");
+    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run scripts/fetch-models.sh --embed", dir.display());
+    dir
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Three files; the question about retries names none of `backoff.rs`'s words.
+const FILES: &[(&str, &str)] = &[
+    (
+        "src/backoff.rs",
+        "/// Delay before the next attempt: doubles each time, capped at a minute.\n\
+         pub fn next_delay(attempt: u32) -> std::time::Duration {\n\
+         \x20   let secs = 1u64 << attempt.min(6);\n\
+         \x20   std::time::Duration::from_secs(secs.min(60))\n}\n",
+    ),
+    (
+        "src/render.rs",
+        "/// Draws the table of results as HTML rows.\n\
+         pub fn render_rows(rows: &[Vec<String>]) -> String {\n\
+         \x20   rows.iter().map(|r| format!(\"<tr><td>{}</td></tr>\", r.join(\"</td><td>\"))).collect()\n}\n",
+    ),
+    (
+        "src/config.rs",
+        "/// Reads the settings file from the user's home folder.\n\
+         pub fn load_settings(path: &std::path::Path) -> std::io::Result<String> {\n\
+         \x20   std::fs::read_to_string(path)\n}\n",
+    ),
+];
+const QUESTION: &str = "wait longer and longer between retries when the server keeps failing";
+
+struct Project {
+    dir: tempfile::TempDir,
+    data: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let p = Project { dir: tempfile::tempdir().unwrap(), data: tempfile::tempdir().unwrap() };
+        for (path, text) in FILES {
+            p.write(path, text);
+        }
+        p
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    fn index(&self) -> ProjectIndex {
+        let index = ProjectIndex::open(self.dir.path(), &self.data.path().join("index")).unwrap();
+        index.update(&mut |_| {}, &CancellationToken::new()).unwrap();
+        index
+    }
+}
+
+#[test]
+fn vectors_follow_meaning_and_are_unit_length() {
+    let e = Embedder::load(&model_dir()).unwrap();
+    assert_eq!(e.dims(), 384);
+    let v = e
+        .embed(&["retry the request after a growing delay", "exponential backoff between attempts", "render an HTML table"])
+        .unwrap();
+    assert_eq!(v.len(), 3);
+    for x in &v {
+        assert!((cosine(x, x) - 1.0).abs() < 1e-4, "not unit length");
+    }
+    let (near, far) = (cosine(&v[0], &v[1]), cosine(&v[0], &v[2]));
+    assert!(near > far + 0.2, "related {near} vs unrelated {far}");
+    // Batching and padding change nothing: a text alone gets the vector it got in the batch.
+    let alone = e.embed(&["render an HTML table"]).unwrap().remove(0);
+    assert!(cosine(&alone, &v[2]) > 0.9999, "padding leaked into the mean: {}", cosine(&alone, &v[2]));
+}
+
+#[test]
+fn semantic_and_hybrid_search_find_the_file_the_words_miss() {
+    let p = Project::new();
+    let index = p.index();
+    let e = Embedder::load(&model_dir()).unwrap();
+    let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
+    let s = index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
+    assert_eq!((s.chunks_embedded, s.chunks_reused, s.cancelled), (3, 0, false));
+    let table = index.semantic_table(&store).unwrap();
+    assert_eq!(table.coverage(), (3, 3));
+    let q = e.embed(&[QUESTION]).unwrap().remove(0);
+    let options = SearchOptions::default();
+
+    let lexical = index.search_by(QUESTION, &options, SearchMode::Lexical, Some((&table, &q))).unwrap();
+    assert!(lexical.files.iter().all(|f| f.path != "src/backoff.rs"), "the words alone should miss it: {:?}", lexical.files);
+    for mode in [SearchMode::Semantic, SearchMode::Hybrid] {
+        let found = index.search_by(QUESTION, &options, mode, Some((&table, &q))).unwrap();
+        assert_eq!(found.files[0].path, "src/backoff.rs", "{mode:?}: {:?}", found.files);
+        assert_eq!(found.chunks[0].path, "src/backoff.rs");
+        assert!(found.chunks[0].text.contains("fn next_delay"), "the chunk's text is filled in");
+    }
+}
+
+#[test]
+fn only_changed_chunks_are_embedded_again_and_a_stop_keeps_what_was_done() {
+    let p = Project::new();
+    let index = p.index();
+    let e = Embedder::load(&model_dir()).unwrap();
+    let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
+
+    let stopped = CancellationToken::new();
+    stopped.cancel();
+    let s = index.embed_chunks(&e, &mut store, &mut |_| {}, &stopped).unwrap();
+    assert!(s.cancelled);
+    assert_eq!(s.chunks_embedded, 0);
+    let s = index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
+    assert_eq!(s.chunks_embedded, 3);
+
+    // One file changes, one test file appears (tests are left to the lexical ranking).
+    p.write("src/render.rs", "/// Draws the results as a Markdown table.\npub fn render_rows() {}\n");
+    p.write("tests/render_test.rs", "#[test]\nfn renders() { assert!(true) }\n");
+    index.update(&mut |_| {}, &CancellationToken::new()).unwrap();
+    // Reopened, as the next start of the app would: the vectors come from the file.
+    let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
+    let mut seen = Vec::new();
+    let s = index.embed_chunks(&e, &mut store, &mut |p| seen.push(p.clone()), &CancellationToken::new()).unwrap();
+    assert_eq!((s.chunks_embedded, s.chunks_reused), (1, 2));
+    assert_eq!(seen.last().map(|p| (p.chunks_done, p.chunks_total)), Some((1, 1)));
+    assert_eq!(index.semantic_table(&store).unwrap().coverage(), (3, 3));
+}
+
+#[test]
+fn a_model_that_cannot_be_used_is_a_clear_error_that_says_search_stays_lexical() {
+    let missing = Embedder::load(Path::new("/nonexistent/embedder")).unwrap_err();
+    assert!(matches!(missing, Error::EmbeddingModel { .. }), "{missing:?}");
+
+    let broken = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "sentence_bert_config.json"] {
+        std::fs::copy(model_dir().join(f), broken.path().join(f)).unwrap();
+    }
+    let weights = std::fs::read(model_dir().join("model.safetensors")).unwrap();
+    std::fs::write(broken.path().join("model.safetensors"), &weights[..weights.len() / 3]).unwrap();
+    let e = Embedder::load(broken.path()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::EmbeddingModel { .. }), "{e:?}");
+    assert!(text.contains("model.safetensors") && text.contains("search stays lexical"), "{text}");
+}
