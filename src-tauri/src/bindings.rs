@@ -14,7 +14,7 @@ use perimeter_engine::edit::{
     Applied, AppliedChange, BlockProblem, ChangeKind, EditFormat, FileChange, Hold, HoldKind, Proposal,
 };
 use perimeter_engine::hardware::{CpuInfo, GpuInfo, HardwareProfile};
-use perimeter_engine::index::{IndexProgress, IndexSummary, SkipCounts};
+use perimeter_engine::index::{EmbedProgress, EmbedSummary, IndexProgress, IndexSummary, SkipCounts};
 use perimeter_engine::inference::{StopReason, Usage};
 use perimeter_engine::models::fit::{Assessment, FitClass, ModelFit, Pick};
 use perimeter_engine::models::download::{Phase, PullProgress};
@@ -30,7 +30,7 @@ use crate::commands::network::NetworkStatus;
 use crate::commands::projects::ProjectStatus;
 use crate::commands::server::ServerStatus;
 use crate::commands::CmdError;
-use crate::events::{ImportProgress, IndexDone, IndexEvent, IndexUpdated};
+use crate::events::{EmbedDone, EmbedEvent, ImportProgress, IndexDone, IndexEvent, IndexUpdated};
 
 /// Declares each type, as an exported TypeScript type with its doc comment.
 macro_rules! declare {
@@ -59,6 +59,7 @@ fn bindings() -> String {
         &cfg,
         // Projects and their index
         Project, ProjectStatus, IndexProgress, IndexSummary, SkipCounts, IndexEvent, IndexDone, IndexUpdated,
+        EmbedProgress, EmbedSummary, EmbedEvent, EmbedDone,
         // Questions
         ExcerptUse, PromptReport, Citation, Usage, StopReason, Turn, ConversationSummary, Conversation, Answered,
         // Changes

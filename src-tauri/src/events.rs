@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
-use perimeter_engine::index::{IndexProgress, IndexSummary};
+use perimeter_engine::index::{EmbedProgress, EmbedSummary, IndexProgress, IndexSummary};
 use perimeter_engine::models::download::PullProgress;
 use perimeter_engine::session::ModelEvent;
 use serde::Serialize;
@@ -52,6 +52,9 @@ events! {
     INDEX_DONE = "index-done": IndexDone;
     /// The watcher re-indexed changed files.
     INDEX_UPDATED = "index-updated": IndexUpdated;
+    /// A project's chunks being embedded for search by meaning, after indexing.
+    EMBED_PROGRESS = "embed-progress": EmbedEvent;
+    EMBED_DONE = "embed-done": EmbedDone;
 }
 
 // ---- payloads ----
@@ -78,6 +81,22 @@ pub struct IndexEvent {
 pub struct IndexDone {
     pub root: PathBuf,
     pub summary: Option<IndexSummary>,
+    pub error: Option<String>,
+}
+
+/// Chunks embedded so far in a project's embedding run.
+#[derive(Clone, Serialize, ts_rs::TS)]
+pub struct EmbedEvent {
+    pub root: PathBuf,
+    #[serde(flatten)]
+    pub progress: EmbedProgress,
+}
+
+/// A project's embedding run ended: search is hybrid from here on (or lexical, with the error).
+#[derive(Clone, Serialize, ts_rs::TS)]
+pub struct EmbedDone {
+    pub root: PathBuf,
+    pub summary: Option<EmbedSummary>,
     pub error: Option<String>,
 }
 

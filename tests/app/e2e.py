@@ -29,6 +29,8 @@ SHOTS = os.path.join(ROOT, "tests", "app", "screenshots")
 MODEL = os.path.join(ROOT, "models", "local", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # The real coding model (scripts/fetch-models.sh --real): agent mode needs one that can code.
 QWEN = os.path.join(ROOT, "models", "local", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+# The embedding model of search by meaning (scripts/fetch-models.sh --embed).
+EMBEDDER = os.path.join(ROOT, "models", "local", "all-minilm-l6-v2")
 
 
 def free_port():
@@ -508,13 +510,21 @@ def main(app, perimeter):
         d.click("[data-testid=approve-once]")
         d.wait_text("[data-testid=agent-finish]", "Done", timeout=120)
         assert "return a + b" in open(calc_js).read()
-        log = open(os.path.join(env["PERIMETER_DATA_DIR"], "command-log.jsonl")).read()
-        assert '"command":"npm test","outcome":"ran","approved_by":"user"' in log, log
+        commands = open(os.path.join(env["PERIMETER_DATA_DIR"], "command-log.jsonl")).read()
+        assert '"command":"npm test","outcome":"ran","approved_by":"user"' in commands, commands
         d.screenshot("agent")
         d.click("[data-testid=rewind-1]")
         d.wait_text("[data-testid=agent-message]", "Rewound to before step 1")
         assert open(calc_js, "rb").read() == calc_before
         d.screenshot("agent-rewound")
+
+        # Search by meaning: with an embedding model in the models folder, the next start
+        # embeds the projects' source files after indexing and says their search is hybrid.
+        os.symlink(EMBEDDER, os.path.join(env["PERIMETER_DATA_DIR"], "models", "all-minilm-l6-v2"))
+        d.call("DELETE", "")
+        d.start(app)
+        d.wait_text("[data-testid=project-status]", "by meaning", timeout=120)
+        d.screenshot("projects-by-meaning")
         print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:

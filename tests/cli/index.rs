@@ -174,10 +174,25 @@ fn hybrid_search_finds_by_meaning_and_a_missing_embedder_falls_back_to_lexical_w
     let embedder = repo_root().join("models/local/all-minilm-l6-v2");
     assert!(embedder.is_dir(), "run scripts/fetch-models.sh --embed");
 
+    let out = sb.cmd().args(["index", "--json", "--embed", "--embedder"]).arg(&embedder).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((s["files_indexed"].as_u64(), s["embedding"]["chunks_embedded"].as_u64()), (Some(2), Some(2)), "{s}");
+
+    let vectors_size = || -> u64 {
+        let projects = std::fs::read_dir(sb.data().join("projects")).unwrap().flatten();
+        projects.flat_map(|p| std::fs::read_dir(p.path().join("vectors")).into_iter().flatten().flatten()).map(|f| f.metadata().unwrap().len()).sum()
+    };
+    let kept = vectors_size();
+    assert!(kept > 0);
+
+    // The search finds the vectors the index run kept: nothing is embedded again.
     let out = sb.cmd().args(["search", "--files", "--json", "--mode", "hybrid", "--embedder"]).arg(&embedder).arg(&root).arg(question).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let files: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(files[0]["path"], "src/backoff.rs", "{files}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("notice"));
+    assert_eq!(vectors_size(), kept);
     // The vectors are kept in the app's data beside the index, not in the project.
     let kept = std::fs::read_dir(sb.data().join("projects")).unwrap().flatten().any(|p| p.path().join("vectors").is_dir());
     assert!(kept && std::fs::read_dir(&root).unwrap().count() == 1);

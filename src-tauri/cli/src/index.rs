@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use perimeter_engine::embed::{default_embedder_dir, Embedder};
-use perimeter_engine::index::{IndexSummary, ProjectIndex, SearchMode, SearchOptions};
+use perimeter_engine::embed::Embedder;
+use perimeter_engine::index::{EmbedSummary, IndexSummary, ProjectIndex, SearchMode, SearchOptions};
 use perimeter_engine::session::{Overrides, Session};
 use serde_json::json;
 
@@ -15,6 +15,13 @@ use serde_json::json;
 pub struct IndexArgs {
     /// The project folder.
     dir: PathBuf,
+    /// Then embed its source files for search by meaning (with the default embedding model,
+    /// or --embedder), as the app does after indexing.
+    #[arg(long)]
+    embed: bool,
+    /// The embedding model's folder (default: all-minilm-l6-v2 in the app's models folder).
+    #[arg(long)]
+    embedder: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -40,7 +47,7 @@ pub struct SearchArgs {
     /// (a progress bar; later searches only embed what changed).
     #[arg(long, default_value = "lexical")]
     mode: SearchMode,
-    /// The embedding model's folder (default: all-minilm-l6-v2 in the models folder).
+    /// The embedding model's folder (default: all-minilm-l6-v2 in the app's models folder).
     #[arg(long)]
     embedder: Option<PathBuf>,
     #[arg(long)]
@@ -129,8 +136,13 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let session = session()?;
     let index = open(&session, &args.dir)?;
     let s = update(&session, &index, !args.json)?;
+    let embedded = if args.embed && !s.cancelled { semantic_ready(&session, &index, args.embedder, !args.json) } else { None };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut out = serde_json::to_value(&s)?;
+        if let Some(e) = &embedded {
+            out["embedding"] = serde_json::to_value(e)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
             "{} files indexed ({} chunks, {:.1} MB) in {:.2} s; {} unchanged, {} removed{}",
@@ -155,12 +167,12 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let index = open(&session, &args.dir)?;
     update(&session, &index, !args.json)?;
     let options = SearchOptions { limit: args.limit, path_prefix: args.path, language: args.lang };
-    let embedder = match args.mode {
-        SearchMode::Lexical => None,
-        _ => semantic_ready(&session, &index, args.embedder.unwrap_or_else(default_embedder_dir), !args.json),
+    let mode = match args.mode {
+        SearchMode::Lexical => SearchMode::Lexical,
+        _ if semantic_ready(&session, &index, args.embedder, !args.json).is_some() => args.mode,
+        _ => SearchMode::Lexical,
     };
-    let mode = if embedder.is_some() { args.mode } else { SearchMode::Lexical };
-    let results = session.search_project(index.root(), &args.query, &options, mode, embedder.as_ref())?;
+    let results = session.search_project(index.root(), &args.query, &options, mode)?;
     if args.json {
         let out = if args.files {
             serde_json::to_value(&results.files)?
@@ -188,25 +200,38 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the embedding model and embeds what the project lacks, with a progress bar. Any
-/// failure is a notice, not an error: the search then goes on lexically.
-fn semantic_ready(session: &Session, index: &ProjectIndex, dir: PathBuf, show: bool) -> Option<Embedder> {
-    let ready = Embedder::load(&dir).and_then(|embedder| {
+/// Loads the embedding model (`dir`, or the default one) and embeds what the project lacks,
+/// with a progress bar. Any failure is a notice, not an error: search goes on lexically.
+fn semantic_ready(session: &Session, index: &ProjectIndex, dir: Option<PathBuf>, show: bool) -> Option<EmbedSummary> {
+    let attached = match dir {
+        Some(dir) => Embedder::load(&dir).and_then(|e| session.use_embedder(index.root(), Arc::new(e))).map_err(|e| e.to_string()),
+        None => session.default_embedder().map(|_| ()),
+    };
+    let ready = attached.and_then(|()| {
         let bar = if show { ProgressBar::new(0) } else { ProgressBar::hidden() };
         bar.set_style(
             ProgressStyle::with_template("embedding [{bar:30}] {pos}/{len} chunks  {per_sec}  ETA {eta}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        let summary = session.embed_project(index.root(), &embedder, &mut |p| {
+        let summary = session.embed_project(index.root(), &mut |p| {
             bar.set_length(p.chunks_total as u64);
             bar.set_position(p.chunks_done as u64);
         });
         bar.finish_and_clear();
-        summary.map(|_| embedder)
+        match summary {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err("no embedding model is attached; search is lexical".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     });
     match ready {
-        Ok(embedder) => Some(embedder),
+        Ok(s) => {
+            if show && s.chunks_embedded > 0 {
+                println!("{} chunks embedded for search by meaning in {:.1} s", s.chunks_embedded, s.elapsed_ms / 1000.0);
+            }
+            Some(s)
+        }
         Err(e) => {
             eprintln!("notice: {e}");
             None

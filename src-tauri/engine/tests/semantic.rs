@@ -153,3 +153,32 @@ fn a_model_that_cannot_be_used_is_a_clear_error_that_says_search_stays_lexical()
     assert!(matches!(e, Error::EmbeddingModel { .. }), "{e:?}");
     assert!(text.contains("model.safetensors") && text.contains("search stays lexical"), "{text}");
 }
+
+#[test]
+fn a_session_with_the_default_embedder_retrieves_by_meaning_and_one_without_it_by_words() {
+    use perimeter_engine::session::{Overrides, Session};
+    let p = Project::new();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("models")).unwrap();
+    std::os::unix::fs::symlink(model_dir(), data.path().join("models/all-minilm-l6-v2")).unwrap();
+    let session = Session::at(data.path(), Overrides::default()).unwrap();
+    let (_, index) = session.add_project(p.dir.path()).unwrap();
+    session.index_project(p.dir.path(), &mut |_| {}).unwrap();
+    // Before any vector exists, retrieval is the lexical one.
+    assert!(index.has_embedder());
+    assert!(index.retrieve(QUESTION, &SearchOptions::default()).unwrap().files.is_empty());
+    let s = session.embed_project(p.dir.path(), &mut |_| {}).unwrap().expect("an embedder is attached");
+    assert_eq!(s.chunks_embedded, 3);
+    // What ask, edit and the agent use.
+    assert_eq!(index.retrieve(QUESTION, &SearchOptions::default()).unwrap().files[0].path, "src/backoff.rs");
+    let lexical = session.search_project(p.dir.path(), QUESTION, &SearchOptions::default(), SearchMode::Lexical).unwrap();
+    assert!(lexical.files.is_empty());
+
+    let bare_data = tempfile::tempdir().unwrap();
+    let bare = Session::at(bare_data.path(), Overrides::default()).unwrap();
+    let why = bare.default_embedder().unwrap_err();
+    assert!(why.contains("lexical"), "{why}");
+    let q = Project::new();
+    bare.add_project(q.dir.path()).unwrap();
+    assert!(bare.embed_project(q.dir.path(), &mut |_| {}).unwrap().is_none());
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Manager, State};
 
 use super::{CmdError, CmdResult};
-use crate::events::{self, IndexDone, IndexEvent, IndexUpdated};
+use crate::events::{self, EmbedDone, EmbedEvent, IndexDone, IndexEvent, IndexUpdated};
 use crate::state::AppState;
 
 #[derive(Serialize, ts_rs::TS)]
@@ -68,9 +68,31 @@ pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathB
             None => start_watching(&app, &root, index).err(),
             e => e,
         };
-        events::INDEX_DONE.emit(&app, IndexDone { root, summary, error });
+        let indexed = error.is_none();
+        events::INDEX_DONE.emit(&app, IndexDone { root: root.clone(), summary, error });
+        if indexed {
+            embed(&app, &root);
+        }
     });
     Ok(project)
+}
+
+/// Embeds the project's chunks that have no vector yet, if an embedding model is installed:
+/// `embed-progress` events, then `embed-done`. Search works (lexically) all along.
+fn embed(app: &AppHandle, root: &std::path::Path) {
+    let mut last_emit = Instant::now() - std::time::Duration::from_secs(1);
+    let result = app.state::<AppState>().session.embed_project(root, &mut |p| {
+        if last_emit.elapsed().as_millis() >= 250 || p.chunks_done == p.chunks_total {
+            last_emit = Instant::now();
+            events::EMBED_PROGRESS.emit(app, EmbedEvent { root: root.to_path_buf(), progress: p.clone() });
+        }
+    });
+    let (summary, error) = match result {
+        Ok(None) | Err(perimeter_engine::Error::JobRunning { .. }) => return,
+        Ok(Some(s)) => (Some(s), None),
+        Err(e) => (None, Some(e.message_for(perimeter_engine::Host::Window))),
+    };
+    events::EMBED_DONE.emit(app, EmbedDone { root: root.to_path_buf(), summary, error });
 }
 
 fn start_watching(
@@ -86,8 +108,13 @@ fn start_watching(
             Ok(_) => (counted.file_count().ok(), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        let updated = error.is_none();
         let paths = paths.iter().cloned().collect();
         events::INDEX_UPDATED.emit(&window, IndexUpdated { root: event_root.clone(), paths, files, error });
+        if updated {
+            // Changed files' chunks only: the others keep their vectors.
+            embed(&window, &event_root);
+        }
     });
     let watcher = watcher.map_err(|e| format!("Indexed, but changes will not be picked up until restart: {e}"))?;
     // The project may have been removed while it was indexing: then the watcher is dropped.

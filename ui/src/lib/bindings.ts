@@ -127,6 +127,58 @@ export type IndexDone = { root: string, summary: IndexSummary | null, error: str
 export type IndexUpdated = { root: string, paths: Array<string>, files: number | null, error: string | null, };
 
 /**
+ * Progress of embedding a project's chunks.
+ */
+export type EmbedProgress = { 
+/**
+ * Chunks embedded so far in this run.
+ */
+chunks_done: number, 
+/**
+ * Chunks this run has to embed (those without a vector).
+ */
+chunks_total: number, };
+
+/**
+ * What embedding a project's chunks did.
+ */
+export type EmbedSummary = { 
+/**
+ * Chunks the model embedded.
+ */
+chunks_embedded: number, 
+/**
+ * Chunks whose text already had a vector.
+ */
+chunks_reused: number, 
+/**
+ * Wall time.
+ */
+elapsed_ms: number, 
+/**
+ * Stopped early; the vectors computed are kept.
+ */
+cancelled: boolean, };
+
+/**
+ * Chunks embedded so far in a project's embedding run.
+ */
+export type EmbedEvent = { root: string, 
+/**
+ * Chunks embedded so far in this run.
+ */
+chunks_done: number, 
+/**
+ * Chunks this run has to embed (those without a vector).
+ */
+chunks_total: number, };
+
+/**
+ * A project's embedding run ended: search is hybrid from here on (or lexical, with the error).
+ */
+export type EmbedDone = { root: string, summary: EmbedSummary | null, error: string | null, };
+
+/**
  * An excerpt as it was (or was not) put in the prompt.
  */
 export type ExcerptUse = { 
@@ -1297,6 +1349,8 @@ export type Events = {
   "index-progress": IndexEvent;
   "index-done": IndexDone;
   "index-updated": IndexUpdated;
+  "embed-progress": EmbedEvent;
+  "embed-done": EmbedDone;
 };
 /** Every command the window may call (`commands!` in src-tauri/src/lib.rs). */
 export type Command = "hardware_summary" | "models_list" | "model_import" | "model_select" | "model_remove" | "model_pull" | "model_pull_cancel" | "model_discard_download" | "projects_list" | "project_add" | "project_remove" | "read_file" | "ask" | "stop_generation" | "conversations_list" | "conversation_load" | "conversation_delete" | "propose_edit" | "proposals_list" | "proposal_load" | "proposal_apply" | "undo" | "history" | "agent_run" | "agent_approve" | "agent_stop" | "agent_rewind" | "network_status" | "network_allow" | "network_disallow" | "network_offline" | "server_settings" | "server_use" | "server_stop_using";

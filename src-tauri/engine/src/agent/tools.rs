@@ -53,7 +53,7 @@ impl Workbench<'_> {
         if let Some(named) = crate::assistant::citations::find(task, self.root(), &known).into_iter().find_map(|c| c.path) {
             return Ok(Some(named));
         }
-        let hits = self.index.search(task, &SearchOptions { limit: 10, ..SearchOptions::default() })?;
+        let hits = self.index.retrieve(task, &SearchOptions { limit: 10, ..SearchOptions::default() })?;
         let is_test = |p: &str| edit::gate::is_test_file(p);
         Ok(hits.files.iter().find(|f| !is_test(&f.path)).or(hits.files.first()).map(|f| f.path.clone()))
     }
@@ -81,7 +81,7 @@ pub async fn carry_out<B: Brain>(
 }
 
 fn search(bench: &Workbench<'_>, query: &str) -> Outcome {
-    let hits = match bench.index.search(query, &SearchOptions { limit: 8, ..SearchOptions::default() }) {
+    let hits = match bench.index.retrieve(query, &SearchOptions { limit: 8, ..SearchOptions::default() }) {
         Ok(h) => h,
         Err(e) => return Outcome::failed(format!("search failed: {e}"), e.to_string()),
     };

@@ -110,7 +110,7 @@ pub async fn ask(
     let asked_at = now();
     let search = SearchOptions { limit: options.retrieve, ..SearchOptions::default() };
     let excerpts: Vec<Excerpt> = index
-        .search(question, &search)?
+        .retrieve(question, &search)?
         .chunks
         .into_iter()
         .map(|c| Excerpt { path: c.path, start_line: c.start_line, end_line: c.end_line, score: c.score, text: c.text })
@@ -168,7 +168,7 @@ pub async fn propose_edit(
         }
     }
     let search = SearchOptions { limit: options.retrieve, ..SearchOptions::default() };
-    for f in index.search(instruction, &search)?.files {
+    for f in index.retrieve(instruction, &search)?.files {
         if candidates.len() < options.retrieve.max(1) && !candidates.iter().any(|(q, _)| *q == f.path) {
             candidates.push((f.path, f.score));
         }

@@ -13,7 +13,3 @@ pub use store::{vector_key, VectorKey, VectorStore};
 /// two cores. `scripts/fetch-models.sh --embed` installs it for development.
 pub const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
 
-/// Where the default embedding model is looked for: in the app's models folder.
-pub fn default_embedder_dir() -> std::path::PathBuf {
-    crate::paths::models_dir().join(DEFAULT_EMBEDDER)
-}

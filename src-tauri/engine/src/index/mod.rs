@@ -150,6 +150,9 @@ pub struct ProjectIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
+    /// The embedding model and vectors, once attached: [`ProjectIndex::retrieve`] then ranks
+    /// by words and meaning.
+    semantic: Mutex<Option<semantic::Attached>>,
 }
 
 impl ProjectIndex {
@@ -170,7 +173,14 @@ impl ProjectIndex {
             other => index_error(other),
         })?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(index_error)?;
-        Ok(ProjectIndex { root, dir: index_dir.to_path_buf(), reader, writer: Mutex::new(writer), fields })
+        Ok(ProjectIndex {
+            root,
+            dir: index_dir.to_path_buf(),
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+            semantic: Mutex::new(None),
+        })
     }
 
     /// The project folder it indexes.

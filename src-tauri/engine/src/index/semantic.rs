@@ -1,12 +1,13 @@
 //! Searching a project by meaning: every chunk's vector from an [`Embedder`], a brute-force
-//! cosine scan over them (unit vectors, so a dot product), and reciprocal-rank fusion with
-//! the lexical ranking for hybrid search.
+//! cosine scan over them (unit vectors, so a dot product), and a fusion with the lexical
+//! ranking for hybrid search.
 //!
 //! The vectors live in a [`VectorStore`] keyed by the text each chunk is embedded as, so
 //! embedding after an update only computes chunks that are new or changed; a chunk without a
 //! vector yet is simply not in the semantic ranking (the lexical one still has it).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -26,8 +27,8 @@ use crate::CancellationToken;
 /// Chunks embedded in one call of the model: enough to keep its matrix products busy, few
 /// enough that Stop answers within a second or two.
 const BATCH: usize = 8;
-/// Reciprocal-rank fusion's constant: how flat the credit for lower ranks is.
-const RRF_K: f32 = 60.0;
+/// How much the cosine counts beside the lexical score scaled to 1 (see [`fuse`]).
+const SEMANTIC_WEIGHT: f32 = 0.25;
 /// Each ranking's candidates considered for fusion.
 const FUSION_DEPTH: usize = 100;
 
@@ -39,7 +40,7 @@ pub enum SearchMode {
     Lexical,
     /// Cosine similarity of embedding vectors.
     Semantic,
-    /// Both rankings fused by reciprocal rank.
+    /// Both rankings fused (see [`fuse`]).
     #[default]
     Hybrid,
 }
@@ -132,14 +133,34 @@ impl ProjectIndex {
         progress: &mut dyn FnMut(&EmbedProgress),
         cancel: &CancellationToken,
     ) -> Result<EmbedSummary> {
+        let store = std::cell::RefCell::new(store);
+        self.embed_missing(
+            embedder,
+            &|key| store.borrow().contains(key),
+            &mut |batch| store.borrow_mut().insert(batch),
+            progress,
+            cancel,
+        )
+    }
+
+    /// The embedding loop, with the store reached through `has` and `put` so that the
+    /// attached store is locked per batch, not for the whole run (searches go on meanwhile).
+    fn embed_missing(
+        &self,
+        embedder: &Embedder,
+        has: &dyn Fn(&VectorKey) -> bool,
+        put: &mut dyn FnMut(Vec<(VectorKey, Vec<f32>)>) -> Result<()>,
+        progress: &mut dyn FnMut(&EmbedProgress),
+        cancel: &CancellationToken,
+    ) -> Result<EmbedSummary> {
         let started = Instant::now();
         let rows = self.chunk_rows()?;
         let mut summary = EmbedSummary::default();
         let mut todo: Vec<(FileClass, VectorKey, String)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (row, text) in rows.into_iter().filter(|(r, _)| matches!(r.class, FileClass::Source | FileClass::Docs)) {
+        for (row, text) in rows.into_iter().filter(|(r, _)| embedded_class(r.class)) {
             let key = vector_key(&text);
-            if store.contains(&key) {
+            if has(&key) {
                 summary.chunks_reused += 1;
             } else if seen.insert(key) {
                 todo.push((row.class, key, text));
@@ -156,7 +177,7 @@ impl ProjectIndex {
             }
             let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
             let vectors = embedder.embed(&texts)?;
-            store.insert(batch.iter().map(|(_, k, _)| *k).zip(vectors).collect())?;
+            put(batch.iter().map(|(_, k, _)| *k).zip(vectors).collect())?;
             summary.chunks_embedded += batch.len();
             p.chunks_done += batch.len();
             progress(&p);
@@ -165,10 +186,71 @@ impl ProjectIndex {
         Ok(summary)
     }
 
+    /// Attaches an embedding model and the project's vectors for it (from
+    /// [`ProjectIndex::vectors_dir`]): from now on [`ProjectIndex::retrieve`] is hybrid, with
+    /// whatever vectors exist, and [`ProjectIndex::embed_pending`] adds the missing ones.
+    pub fn attach_embedder(&self, embedder: Arc<Embedder>) -> Result<()> {
+        let store = VectorStore::open(&self.vectors_dir(), &embedder.id(), embedder.dims())?;
+        *self.semantic.lock().unwrap_or_else(|p| p.into_inner()) = Some(Attached { embedder, store, table: None });
+        Ok(())
+    }
+
+    /// Embeds what the attached store lacks (see [`ProjectIndex::embed_chunks`]); `None`
+    /// when no embedder is attached.
+    pub fn embed_pending(
+        &self,
+        progress: &mut dyn FnMut(&EmbedProgress),
+        cancel: &CancellationToken,
+    ) -> Result<Option<EmbedSummary>> {
+        let lock = || self.semantic.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(embedder) = lock().as_ref().map(|a| a.embedder.clone()) else { return Ok(None) };
+        let has = |key: &VectorKey| lock().as_ref().is_some_and(|a| a.store.contains(key));
+        let mut put = |batch| match lock().as_mut() {
+            Some(a) => a.store.insert(batch),
+            None => Ok(()),
+        };
+        self.embed_missing(&embedder, &has, &mut put, progress, cancel).map(Some)
+    }
+
+    /// What ask, edit and the agent search with: hybrid when an embedder is attached and has
+    /// vectors, lexical otherwise.
+    pub fn retrieve(&self, query: &str, options: &SearchOptions) -> Result<SearchResults> {
+        self.retrieve_by(query, options, SearchMode::Hybrid)
+    }
+
+    /// Searches by `mode` with the attached embedder and the vectors it has so far; lexical
+    /// when none is attached, none is embedded yet, or the semantic side fails (a search
+    /// must answer; the lexical answer is always there).
+    pub fn retrieve_by(&self, query: &str, options: &SearchOptions, mode: SearchMode) -> Result<SearchResults> {
+        let mut guard = self.semantic.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(attached) = guard.as_mut().filter(|a| mode != SearchMode::Lexical && !a.store.is_empty()) else {
+            drop(guard);
+            return self.search(query, options);
+        };
+        let generation = (self.reader.searcher().generation().generation_id(), attached.store.len());
+        if attached.table.as_ref().is_none_or(|(g, _)| *g != generation) {
+            match self.semantic_table(&attached.store) {
+                Ok(t) => attached.table = Some((generation, t)),
+                Err(_) => return self.search(query, options),
+            }
+        }
+        let query_vector = match attached.embedder.embed(&[query]) {
+            Ok(mut v) => v.remove(0),
+            Err(_) => return self.search(query, options),
+        };
+        let table = &attached.table.as_ref().expect("built above").1;
+        self.search_by(query, options, mode, Some((table, &query_vector)))
+    }
+
+    /// Whether an embedder is attached.
+    pub fn has_embedder(&self) -> bool {
+        self.semantic.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// The chunks that have a vector in `store`, ready to search.
     pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
         let rows = self.chunk_rows()?;
-        let total = rows.iter().filter(|(r, _)| matches!(r.class, FileClass::Source | FileClass::Docs)).count();
+        let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
         let mut table = SemanticTable { rows: Vec::new(), matrix: Vec::new(), dims: store.dims(), chunks_total: total };
         for (row, text) in rows {
             if let Some(v) = store.get(&vector_key(&text)) {
@@ -225,6 +307,20 @@ impl ProjectIndex {
         }
         Ok(results)
     }
+}
+
+/// Source and docs chunks get vectors; tests and generated files do not (see
+/// [`ProjectIndex::embed_chunks`]).
+fn embedded_class(class: FileClass) -> bool {
+    matches!(class, FileClass::Source | FileClass::Docs)
+}
+
+/// An attached embedder, its vector store, and the search table built from them (rebuilt
+/// when the index or the store has changed since).
+pub(super) struct Attached {
+    embedder: Arc<Embedder>,
+    store: VectorStore,
+    table: Option<((u64, usize), SemanticTable)>,
 }
 
 /// The project's chunk vectors in one matrix, row by row.
@@ -299,17 +395,26 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Reciprocal-rank fusion of two rankings: each item scores 1/(k + rank) in each ranking it is
-/// in. Robust to the two scores' different scales, which a weighted sum is not.
-fn fuse<T: Clone + HasScore>(a: &[T], b: &[T], limit: usize, key: impl Fn(&T) -> String) -> Vec<T> {
-    let mut merged: HashMap<String, (f32, T)> = HashMap::new();
-    for list in [a, b] {
-        for (rank, item) in list.iter().enumerate() {
-            let credit = 1.0 / (RRF_K + rank as f32 + 1.0);
-            merged.entry(key(item)).or_insert_with(|| (0.0, item.clone())).0 += credit;
-        }
+/// Fuses a lexical and a semantic ranking: lexical scores scaled to the best one (BM25 has no
+/// fixed range), plus `SEMANTIC_WEIGHT` times the cosine (an item the semantic ranking did
+/// not return gets its lowest score). Tuned on shared/retrieval-dev (BENCHMARKS.md): it beat
+/// reciprocal-rank fusion there, which throws away how far ahead the best lexical hit is.
+fn fuse<T: Clone + HasScore>(lexical: &[T], semantic: &[T], limit: usize, key: impl Fn(&T) -> String) -> Vec<T> {
+    let best = lexical.iter().map(T::score).fold(0.0f32, f32::max);
+    let floor = semantic.iter().map(T::score).fold(f32::INFINITY, f32::min);
+    let floor = if floor.is_finite() { floor } else { 0.0 };
+    let mut merged: HashMap<String, (f32, Option<f32>, T)> = HashMap::new();
+    for item in lexical {
+        let lex = if best > 0.0 { item.score() / best } else { 0.0 };
+        merged.entry(key(item)).or_insert_with(|| (lex, None, item.clone()));
     }
-    let mut out: Vec<(String, f32, T)> = merged.into_iter().map(|(k, (s, t))| (k, s, t)).collect();
+    for item in semantic {
+        merged.entry(key(item)).or_insert_with(|| (0.0, None, item.clone())).1 = Some(item.score());
+    }
+    let mut out: Vec<(String, f32, T)> = merged
+        .into_iter()
+        .map(|(k, (lex, sem, t))| (k, lex + SEMANTIC_WEIGHT * sem.unwrap_or(floor), t))
+        .collect();
     out.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
     out.truncate(limit);
     out.into_iter()
@@ -321,14 +426,21 @@ fn fuse<T: Clone + HasScore>(a: &[T], b: &[T], limit: usize, key: impl Fn(&T) ->
 }
 
 trait HasScore {
+    fn score(&self) -> f32;
     fn set_score(&mut self, score: f32);
 }
 impl HasScore for FileHit {
+    fn score(&self) -> f32 {
+        self.score
+    }
     fn set_score(&mut self, score: f32) {
         self.score = score;
     }
 }
 impl HasScore for ChunkHit {
+    fn score(&self) -> f32 {
+        self.score
+    }
     fn set_score(&mut self, score: f32) {
         self.score = score;
     }
@@ -338,16 +450,26 @@ impl HasScore for ChunkHit {
 mod tests {
     use super::*;
 
-    fn file(path: &str) -> FileHit {
-        FileHit { path: path.into(), score: 0.0, class: FileClass::Source, language: "rust".into() }
+    fn file(path: &str, score: f32) -> FileHit {
+        FileHit { path: path.into(), score, class: FileClass::Source, language: "rust".into() }
     }
 
     #[test]
-    fn fusion_puts_what_both_rankings_agree_on_first() {
-        let words = [file("a.rs"), file("b.rs"), file("c.rs")];
-        let meaning = [file("c.rs"), file("b.rs"), file("d.rs")];
-        let fused: Vec<String> = fuse(&words, &meaning, 4, |f| f.path.clone()).into_iter().map(|f| f.path).collect();
-        assert_eq!(fused, ["b.rs", "c.rs", "a.rs", "d.rs"]);
+    fn fusion_adds_the_cosine_to_the_scaled_lexical_score() {
+        let words = [file("a.rs", 10.0), file("b.rs", 8.0), file("c.rs", 1.0)];
+        let meaning = [file("c.rs", 0.9), file("d.rs", 0.5), file("b.rs", 0.4)];
+        let fused = fuse(&words, &meaning, 4, |f| f.path.clone());
+        let got: Vec<(&str, f32)> = fused.iter().map(|f| (f.path.as_str(), f.score)).collect();
+        let w = SEMANTIC_WEIGHT;
+        // a.rs was not among the semantic hits: it gets their lowest cosine.
+        let want = [("a.rs", 1.0 + w * 0.4), ("b.rs", 0.8 + w * 0.4), ("c.rs", 0.1 + w * 0.9), ("d.rs", w * 0.5)];
+        let mut want = want.to_vec();
+        want.sort_by(|x, y| y.1.total_cmp(&x.1));
+        assert_eq!(got.len(), 4);
+        for ((gp, gs), (wp, ws)) in got.iter().zip(&want) {
+            assert_eq!(gp, wp);
+            assert!((gs - ws).abs() < 1e-6);
+        }
     }
 
     #[test]

@@ -71,6 +71,34 @@ pub struct Catalog {
     #[serde(rename = "model")]
     /// In the file's order.
     pub models: Vec<CatalogModel>,
+    #[serde(rename = "embedder", default)]
+    /// Embedding models for semantic search, in the file's order.
+    pub embedders: Vec<CatalogEmbedder>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An embedding model: a sentence-transformers folder, not a GGUF file.
+pub struct CatalogEmbedder {
+    /// Its folder's name in the models folder (`all-minilm-l6-v2`).
+    pub id: String,
+    /// The name the UI shows.
+    pub display_name: String,
+    /// `bert` runs; others are recorded candidates.
+    pub architecture: String,
+    /// Parameter count.
+    pub parameters: u64,
+    /// Length of its vectors.
+    pub dims: usize,
+    /// Bytes of its model.safetensors.
+    pub size_bytes: u64,
+    /// sha256 of its model.safetensors.
+    pub sha256: String,
+    /// SPDX id or the licence's name.
+    pub license: String,
+    /// `default`: used unless the user picks another; `candidate`: measured or to be.
+    pub role: String,
+    /// Where it is published.
+    pub sources: Vec<String>,
 }
 
 impl Catalog {
@@ -127,6 +155,11 @@ mod tests {
         for size in ["0.5b", "1.5b"] {
             assert!(c.get(&format!("qwen2.5-coder-{size}-instruct-q8_0")).is_some());
         }
+        let default_embedder = c.embedders.iter().find(|e| e.role == "default").unwrap();
+        assert_eq!(default_embedder.id, crate::embed::DEFAULT_EMBEDDER);
+        // The script that installs it checks the same hash.
+        let script = include_str!("../../../../scripts/fetch-models.sh");
+        assert!(script.contains(&format!("MINILM_SHA={}", default_embedder.sha256)));
         let dev = c.get("smollm2-135m-instruct-q4_1").unwrap();
         assert_eq!(dev.role, Role::Development);
         assert!(dev.sha256.is_some());

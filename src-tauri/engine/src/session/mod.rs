@@ -18,7 +18,7 @@ pub use settings::{ServerSettings, Settings};
 
 use crate::error::{Error, Result};
 use crate::index::watch::Watcher;
-use crate::embed::{Embedder, VectorStore};
+use crate::embed::Embedder;
 use crate::index::{
     EmbedProgress, EmbedSummary, IndexProgress, IndexSummary, ProjectIndex, SearchMode, SearchOptions, SearchResults,
 };
@@ -87,6 +87,8 @@ pub struct Session {
     projects: Mutex<HashMap<PathBuf, OpenProject>>,
     /// Long jobs in flight (generations, downloads, indexing), by the id the host gave them.
     jobs: Mutex<HashMap<String, CancellationToken>>,
+    /// The default embedding model, or why there is none; loaded on first use.
+    embedder: std::sync::OnceLock<std::result::Result<Arc<Embedder>, String>>,
 }
 
 impl Session {
@@ -121,6 +123,7 @@ impl Session {
             model: tokio::sync::Mutex::new(None),
             projects: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
+            embedder: std::sync::OnceLock::new(),
         }
     }
 
@@ -306,6 +309,10 @@ impl Session {
         }
         let project = self.project_list().list()?.into_iter().find(|p| p.root == root).ok_or(Error::NotAProject { path: root.clone() })?;
         let index = Arc::new(ProjectIndex::open(&project.root, &project.index_dir)?);
+        if let Ok(embedder) = self.default_embedder() {
+            // Vectors are a help, not a requirement: without them search is lexical.
+            let _ = index.attach_embedder(embedder);
+        }
         open.insert(root, OpenProject { project: project.clone(), index: index.clone(), watcher: None });
         Ok((project, index))
     }
@@ -333,39 +340,40 @@ impl Session {
         index.update(on_progress, &cancel)
     }
 
+    /// Makes `embedder` the project's embedding model in place of the default one (a
+    /// command's `--embedder`).
+    pub fn use_embedder(&self, root: &Path, embedder: Arc<Embedder>) -> Result<()> {
+        self.project(root)?.attach_embedder(embedder)
+    }
+
+    /// The default embedding model from the models folder, loaded once; `Err` says why
+    /// search is lexical only (not installed, or unusable).
+    pub fn default_embedder(&self) -> std::result::Result<Arc<Embedder>, String> {
+        self.embedder
+            .get_or_init(|| {
+                let dir = self.data_dir.join("models").join(crate::embed::DEFAULT_EMBEDDER);
+                if !dir.exists() {
+                    return Err(format!("no embedding model is installed ({} is missing); search is lexical", dir.display()));
+                }
+                Embedder::load(&dir).map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
     /// Embeds the project's chunks that have no vector yet (after an update, only new and
-    /// changed ones), as a job: Stop ends it at the next batch, keeping what was done.
-    pub fn embed_project(
-        &self,
-        root: &Path,
-        embedder: &Embedder,
-        on_progress: &mut dyn FnMut(&EmbedProgress),
-    ) -> Result<EmbedSummary> {
+    /// changed ones) with its embedding model, as a job: Stop ends it at the next batch,
+    /// keeping what was done. `None` when the project has no embedding model.
+    pub fn embed_project(&self, root: &Path, on_progress: &mut dyn FnMut(&EmbedProgress)) -> Result<Option<EmbedSummary>> {
         let index = self.project(root)?;
         let job = embedding_job(index.root());
         let (_job, cancel) = self.job(&job)?;
-        let mut store = VectorStore::open(&index.vectors_dir(), &embedder.id(), embedder.dims())?;
-        index.embed_chunks(embedder, &mut store, on_progress, &cancel)
+        index.embed_pending(on_progress, &cancel)
     }
 
     /// Searches the project by `mode` with the vectors embedded so far (lexically when the
-    /// mode is lexical or there is no `embedder`).
-    pub fn search_project(
-        &self,
-        root: &Path,
-        query: &str,
-        options: &SearchOptions,
-        mode: SearchMode,
-        embedder: Option<&Embedder>,
-    ) -> Result<SearchResults> {
-        let index = self.project(root)?;
-        let Some(embedder) = embedder.filter(|_| mode != SearchMode::Lexical) else {
-            return index.search(query, options);
-        };
-        let store = VectorStore::open(&index.vectors_dir(), &embedder.id(), embedder.dims())?;
-        let table = index.semantic_table(&store)?;
-        let query_vector = embedder.embed(&[query])?.remove(0);
-        index.search_by(query, options, mode, Some((&table, &query_vector)))
+    /// mode is lexical or the project has no embedding model).
+    pub fn search_project(&self, root: &Path, query: &str, options: &SearchOptions, mode: SearchMode) -> Result<SearchResults> {
+        self.project(root)?.retrieve_by(query, options, mode)
     }
 
     /// Closes the project at `root` (its indexing and its watcher stop) and removes it from
