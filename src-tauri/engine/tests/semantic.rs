@@ -173,6 +173,13 @@ fn a_session_with_the_default_embedder_retrieves_by_meaning_and_one_without_it_b
     assert_eq!(index.retrieve(QUESTION, &SearchOptions::default()).unwrap().files[0].path, "src/backoff.rs");
     let lexical = session.search_project(p.dir.path(), QUESTION, &SearchOptions::default(), SearchMode::Lexical).unwrap();
     assert!(lexical.files.is_empty());
+    // A file added later is found by meaning once it is indexed and embedded (the search
+    // table is rebuilt for the new index generation).
+    p.write("src/dates.rs", "/// Reads `2024-03-01` into a calendar day.\npub fn parse_day(s: &str) -> Option<(i32, u32, u32)> { None }\n");
+    session.index_project(p.dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(session.embed_project(p.dir.path(), &mut |_| {}).unwrap().unwrap().chunks_embedded, 1);
+    let found = index.retrieve("turn a written date into year month and day numbers", &SearchOptions::default()).unwrap();
+    assert_eq!(found.files[0].path, "src/dates.rs", "{:?}", found.files);
 
     let bare_data = tempfile::tempdir().unwrap();
     let bare = Session::at(bare_data.path(), Overrides::default()).unwrap();

@@ -227,10 +227,17 @@ impl ProjectIndex {
             drop(guard);
             return self.search(query, options);
         };
-        let generation = (self.reader.searcher().generation().generation_id(), attached.store.len());
-        if attached.table.as_ref().is_none_or(|(g, _)| *g != generation) {
+        let (generation, vectors) = (self.reader.searcher().generation().generation_id(), attached.store.len());
+        // Rebuilt when the index changed, or when vectors were added, but while an embedding
+        // run adds them only after a tenth more or half a minute: a rebuild re-reads every
+        // chunk, too slow on a large project to do for every question.
+        let stale = |b: &Built| {
+            b.generation != generation
+                || (vectors != b.vectors && (vectors > b.vectors + b.vectors / 10 || b.at.elapsed().as_secs() >= 30))
+        };
+        if attached.table.as_ref().is_none_or(|(built, _)| stale(built)) {
             match self.semantic_table(&attached.store) {
-                Ok(t) => attached.table = Some((generation, t)),
+                Ok(t) => attached.table = Some((Built { generation, vectors, at: Instant::now() }, t)),
                 Err(_) => return self.search(query, options),
             }
         }
@@ -315,12 +322,19 @@ fn embedded_class(class: FileClass) -> bool {
     matches!(class, FileClass::Source | FileClass::Docs)
 }
 
-/// An attached embedder, its vector store, and the search table built from them (rebuilt
-/// when the index or the store has changed since).
+/// An attached embedder, its vector store, and the search table built from them, with the
+/// index generation and vector count it was built at.
 pub(super) struct Attached {
     embedder: Arc<Embedder>,
     store: VectorStore,
-    table: Option<((u64, usize), SemanticTable)>,
+    table: Option<(Built, SemanticTable)>,
+}
+
+/// When a search table was built: the index generation, the vector count, the time.
+struct Built {
+    generation: u64,
+    vectors: usize,
+    at: Instant,
 }
 
 /// The project's chunk vectors in one matrix, row by row.
