@@ -163,23 +163,24 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
         };
         let t = std::time::Instant::now();
         let options = SearchOptions { limit: args.limit, ..SearchOptions::default() };
-        let results = match (&embedder, &semantic) {
-            (Some(e), Some(table)) => {
-                let q = e.embed(&[query])?.remove(0);
-                index.search_by(query, &options, args.mode, Some((table, &q)))?
-            }
+        let query_vector = match (&embedder, &semantic) {
+            (Some(e), Some(_)) => Some(e.embed(&[query])?.remove(0)),
+            _ => None,
+        };
+        let results = match (&semantic, &query_vector) {
+            (Some(table), Some(q)) => index.search_by(query, &options, args.mode, Some((table, q)))?,
             _ => index.search(query, &options)?,
         };
         search_s += t.elapsed().as_secs_f64();
         let ranked: Vec<&str> = results.files.iter().map(|f| f.path.as_str()).collect();
         let mut line = json!({ "id": id, "ranked_files": ranked });
-        if let (true, Some(e), Some(table)) = (args.rankings, &embedder, &semantic) {
+        if let (true, Some(table), Some(q)) = (args.rankings, &semantic, &query_vector) {
             // Both rankings with their scores, to study fusion offline.
             let scored = |files: &[perimeter_engine::index::FileHit]| -> Vec<(String, f32)> {
                 files.iter().map(|f| (f.path.clone(), f.score)).collect()
             };
             line["lexical"] = json!(scored(&index.search(query, &options)?.files));
-            line["semantic"] = json!(scored(&table.search(&e.embed(&[query])?[0], &options).files));
+            line["semantic"] = json!(scored(&table.search(q, &options).files));
         }
         writeln!(out, "{line}")?;
         drop(index);
