@@ -77,6 +77,7 @@ mod scheduler;
 mod sequence;
 mod speech_models;
 mod toml_selector;
+mod token_embedding; // [perimeter patch] the GGUF token embedding kept quantized
 mod tools;
 mod topology;
 mod utils;

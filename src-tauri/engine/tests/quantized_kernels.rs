@@ -1,9 +1,13 @@
 //! The patched candle-core kernels (patches/candle-core; see patches/README.md) against
 //! candle's own scalar reference: the AVX2 Q4_1 dot product (one row and four rows at once),
+//! the four-row Q4_K, Q6_K, Q5_0 and Q8_0 kernels (what Qwen2.5-Coder's Q4_K_M files spend a
+//! prompt in),
 //! the AVX2 Q8_1 quantizer of the activations, and the tiled matmul for prompt batches (row
 //! counts and column counts that are not multiples of the tile).
 
-use candle_core::quantized::k_quants::{matmul, matmul_f16, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, GgmlType};
+use candle_core::quantized::k_quants::{
+    matmul, matmul_f16, BlockQ4K, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType,
+};
 use half::f16;
 
 /// Deterministic values in [-1, 1) (xorshift), with a few large ones like real activations.
@@ -103,14 +107,58 @@ fn q8_1_quantizer_gives_the_scalar_reference_bit_for_bit() {
     }
 }
 
-#[test]
-fn four_rows_at_once_give_exactly_four_single_rows() {
-    let k = 576;
-    let x = quantize::<BlockQ4_1>(&values(k, 7));
-    let ys: Vec<Vec<BlockQ8_1>> = (0..4).map(|r| quantize::<BlockQ8_1>(&values(k, 20 + r))).collect();
-    let four = BlockQ4_1::vec_dot_x4(k, &x, [&ys[0], &ys[1], &ys[2], &ys[3]]);
+/// `vec_dot_x4` of `T` gives, bit for bit, what four `vec_dot` calls give, and `vec_dot` stays
+/// within rounding of the scalar reference.
+fn four_rows_match_single_rows<T: GgmlType>(k: usize, seed: u64) {
+    let x = quantize::<T>(&values(k, seed));
+    let ys: Vec<Vec<T::VecDotType>> = (0..4).map(|r| quantize::<T::VecDotType>(&values(k, seed + 20 + r))).collect();
+    let four = T::vec_dot_x4(k, &x, [&ys[0], &ys[1], &ys[2], &ys[3]]);
     for r in 0..4 {
-        assert_eq!(four[r].to_bits(), BlockQ4_1::vec_dot(k, &x, &ys[r]).to_bits(), "row {r}");
+        let single = T::vec_dot(k, &x, &ys[r]);
+        assert_eq!(four[r].to_bits(), single.to_bits(), "{:?} k={k} row {r}: {} vs {single}", T::DTYPE, four[r]);
+        let reference = T::vec_dot_unopt(k, &x, &ys[r]);
+        assert!(close(single, reference), "{:?} k={k} row {r}: {single} vs {reference}", T::DTYPE);
+    }
+}
+
+#[test]
+fn four_row_kernels_give_exactly_four_single_rows() {
+    four_rows_match_single_rows::<BlockQ4_1>(576, 7);
+    // 256: one block; 1536 and 8960: Qwen2.5-Coder-1.5B's hidden and feed-forward sizes.
+    for (k, seed) in [(256, 31), (1536, 32), (8960, 33)] {
+        four_rows_match_single_rows::<BlockQ4K>(k, seed);
+        four_rows_match_single_rows::<BlockQ6K>(k, seed + 10);
+    }
+    // 896 and 4864: Qwen2.5-Coder-0.5B's sizes, whose weights are mostly Q5_0 and Q8_0.
+    for (k, seed) in [(32, 41), (896, 42), (4864, 43)] {
+        four_rows_match_single_rows::<BlockQ5_0>(k, seed);
+        four_rows_match_single_rows::<BlockQ8_0>(k, seed + 10);
+    }
+}
+
+#[test]
+fn tiled_k_quant_matmul_matches_a_dot_product_per_element() {
+    let k = 512;
+    for (m, n) in [(1, 40), (5, 33), (12, 64)] {
+        let lhs = values(m * k, 50 + m as u64);
+        let q4 = quantize::<BlockQ4K>(&values(n * k, 60 + n as u64));
+        let q6 = quantize::<BlockQ6K>(&values(n * k, 70 + n as u64));
+        let mut dst4 = vec![f32::NAN; m * n];
+        let mut dst6 = vec![f32::NAN; m * n];
+        matmul((m, k, n), &lhs, &q4, &mut dst4).unwrap();
+        matmul((m, k, n), &lhs, &q6, &mut dst6).unwrap();
+        let blocks = k / 256;
+        for row in 0..m {
+            let lhs_row = quantize::<BlockQ8K>(&lhs[row * k..(row + 1) * k]);
+            for col in 0..n {
+                let cols = col * blocks..(col + 1) * blocks;
+                let want4 = BlockQ4K::vec_dot_unopt(k, &q4[cols.clone()], &lhs_row);
+                let want6 = BlockQ6K::vec_dot_unopt(k, &q6[cols], &lhs_row);
+                let (got4, got6) = (dst4[row * n + col], dst6[row * n + col]);
+                assert!(close(got4, want4), "Q4K m={m} n={n} [{row},{col}]: {got4} vs {want4}");
+                assert!(close(got6, want6), "Q6K m={m} n={n} [{row},{col}]: {got6} vs {want6}");
+            }
+        }
     }
 }
 

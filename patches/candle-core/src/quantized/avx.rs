@@ -105,6 +105,73 @@ pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) ->
     }
 }
 
+/// [perimeter patch] [`vec_dot_q5_0_q8_0`] for four activation rows at once: each weight block's
+/// five-bit values are assembled, and their signs taken, once for the four rows. Every row's
+/// arithmetic is the one-row kernel's, in the same order, so the results are identical to four
+/// calls.
+#[inline(always)]
+pub(crate) fn vec_dot_q5_0_q8_0_x4(n: usize, xs: &[BlockQ5_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    debug_assert!(
+        n.is_multiple_of(QK8_0),
+        "vec_dot_q5_0_q8_0: {n} is not divisible by {QK8_0}"
+    );
+    let ys = ys.map(|ys| &ys[..xs.len()]);
+    unsafe {
+        let spread = _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0x0000000000000000,
+        );
+        let all_but_own_bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64);
+        let high_nibble = _mm256_set1_epi8(0xF0_u8 as i8);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (b, x) in xs.iter().enumerate() {
+            let x_d = f16::to_f32(x.d);
+            let bits = _mm256_set1_epi32(LittleEndian::read_u32(&x.qh) as i32);
+            let own_bit = _mm256_or_si256(_mm256_shuffle_epi8(bits, spread), all_but_own_bit);
+            let bit_set = _mm256_cmpeq_epi8(own_bit, _mm256_set1_epi8(-1));
+            let bx = _mm256_or_si256(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_andnot_si256(bit_set, high_nibble));
+            four_rows_i8(bx, x_d, b, &ys, &mut acc);
+        }
+        acc.map(|acc| hsum_float_8(acc))
+    }
+}
+
+/// The per-row half of the four-row Q5_0 and Q8_0 kernels: block `b` of each row against the
+/// signed weight bytes `bx` (scale `x_d`), as `mul_sum_i8_pairs_float` and one FMA, the
+/// one-row kernels' arithmetic; the weights' absolute values are taken once for the four rows.
+#[inline(always)]
+unsafe fn four_rows_i8(bx: __m256i, x_d: f32, b: usize, ys: &[&[BlockQ8_0]; 4], acc: &mut [__m256; 4]) {
+    let ax = _mm256_sign_epi8(bx, bx);
+    for (r, acc) in acc.iter_mut().enumerate() {
+        let y = &ys[r][b];
+        let d = _mm256_set1_ps(x_d * f16::to_f32(y.d));
+        let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+        let q = mul_sum_us8_pairs_float(ax, _mm256_sign_epi8(by, bx));
+        *acc = _mm256_fmadd_ps(d, q, *acc);
+    }
+}
+
+/// [perimeter patch] [`vec_dot_q8_0_q8_0`] for four activation rows at once (the weights' signs
+/// taken once); identical results to four calls.
+#[inline(always)]
+pub(crate) fn vec_dot_q8_0_q8_0_x4(n: usize, xs: &[BlockQ8_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    debug_assert!(
+        n.is_multiple_of(QK8_0),
+        "vec_dot_q8_0_q8_0: {n} is not divisible by {QK8_0}"
+    );
+    let ys = ys.map(|ys| &ys[..xs.len()]);
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (b, x) in xs.iter().enumerate() {
+            let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
+            four_rows_i8(bx, f16::to_f32(x.d), b, &ys, &mut acc);
+        }
+        acc.map(|acc| hsum_float_8(acc))
+    }
+}
+
 // [perimeter patch] Q4_1 had only the scalar loop: an AVX2 kernel in the shape of the Q4_0 one
 // (and of ggml's ggml_vec_dot_q4_1_q8_1). The nibbles are unsigned, so maddubs takes them as is;
 // the block minimum comes in through the Q8_1 block's precomputed `s` (d * sum of its quants).
@@ -360,6 +427,84 @@ pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32
             acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
+    }
+}
+
+/// [perimeter patch] [`vec_dot_q6k_q8k`] for four activation rows at once: each weight block's
+/// six-bit values are assembled (low nibbles and high bit pairs) and its scales widened once
+/// for the four rows. Every row's arithmetic is the one-row kernel's, in the same order, so the
+/// results are identical to four calls.
+#[inline(always)]
+pub(crate) fn vec_dot_q6k_q8k_x4(n: usize, xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    debug_assert!(
+        n.is_multiple_of(QK_K),
+        "vec_dot_q6k_8k: {n} is not divisible by {QK_K}"
+    );
+    let ys = ys.map(|ys| &ys[..xs.len()]);
+
+    unsafe {
+        let m4 = _mm256_set1_epi8(0xF);
+        let m2 = _mm256_set1_epi8(3);
+        let m32s = _mm256_set1_epi8(32);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (b, x) in xs.iter().enumerate() {
+            let x_d = x.d.to_f32();
+            let scales = _mm_loadu_si128(x.scales.as_ptr() as *const __m128i);
+            let mut sumi = [_mm256_setzero_si256(); 4];
+
+            for j in 0..QK_K / 128 {
+                let is = j * 4;
+                let scale_0 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, get_scale_shuffle(is)));
+                let scale_1 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, get_scale_shuffle(is + 1)));
+                let scale_2 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, get_scale_shuffle(is + 2)));
+                let scale_3 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, get_scale_shuffle(is + 3)));
+
+                let q4bits1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * j) as *const __m256i);
+                let q4bits2 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * j + 32) as *const __m256i);
+                let q4bits_h = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
+
+                let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m2), 4);
+                let q4h_1 =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 2), m2), 4);
+                let q4h_2 =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 4), m2), 4);
+                let q4h_3 =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 6), m2), 4);
+
+                let q4_0 = _mm256_or_si256(_mm256_and_si256(q4bits1, m4), q4h_0);
+                let q4_1 = _mm256_or_si256(_mm256_and_si256(q4bits2, m4), q4h_1);
+                let q4_2 =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), q4h_2);
+                let q4_3 =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), q4h_3);
+
+                for (r, sumi) in sumi.iter_mut().enumerate() {
+                    let q8 = ys[r][b].qs.as_ptr().add(128 * j);
+                    let q8_0 = _mm256_loadu_si256(q8 as *const __m256i);
+                    let q8_1 = _mm256_loadu_si256(q8.add(32) as *const __m256i);
+                    let q8_2 = _mm256_loadu_si256(q8.add(64) as *const __m256i);
+                    let q8_3 = _mm256_loadu_si256(q8.add(96) as *const __m256i);
+
+                    let p16_0 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_0, q8_0), _mm256_maddubs_epi16(m32s, q8_0));
+                    let p16_1 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_1, q8_1), _mm256_maddubs_epi16(m32s, q8_1));
+                    let p16_2 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_2, q8_2), _mm256_maddubs_epi16(m32s, q8_2));
+                    let p16_3 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_3, q8_3), _mm256_maddubs_epi16(m32s, q8_3));
+
+                    let p16_0 = _mm256_madd_epi16(scale_0, p16_0);
+                    let p16_1 = _mm256_madd_epi16(scale_1, p16_1);
+                    let p16_2 = _mm256_madd_epi16(scale_2, p16_2);
+                    let p16_3 = _mm256_madd_epi16(scale_3, p16_3);
+
+                    *sumi = _mm256_add_epi32(*sumi, _mm256_add_epi32(p16_0, p16_1));
+                    *sumi = _mm256_add_epi32(*sumi, _mm256_add_epi32(p16_2, p16_3));
+                }
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let d = ys[r][b].d * x_d;
+                *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&d), _mm256_cvtepi32_ps(sumi[r]), *acc);
+            }
+        }
+        acc.map(|acc| hsum_float_8(acc))
     }
 }
 
@@ -669,6 +814,96 @@ pub(crate) fn vec_dot_q4k_q8k(n: usize, xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32
         let acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
 
         hsum_float_8(acc) + _mm_cvtss_f32(acc_m)
+    }
+}
+
+/// [perimeter patch] [`vec_dot_q4k_q8k`] for four activation rows at once: each weight block's
+/// packed scales and minimums are decoded once and its nibbles unpacked once for the four rows
+/// (upstream's matmul called the one-row kernel per row, redoing both). Every row's arithmetic
+/// is the one-row kernel's, in the same order, so the results are identical to four calls.
+#[inline(always)]
+pub(crate) fn vec_dot_q4k_q8k_x4(n: usize, xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    debug_assert!(
+        n.is_multiple_of(QK_K),
+        "vec_dot_q4k_q8k: {n} is not divisible by {QK_K}"
+    );
+    let ys = ys.map(|ys| &ys[..xs.len()]);
+    let mut utmp = [0u32; 4];
+    const KMASK1: u32 = 0x3f3f3f3f;
+    const KMASK2: u32 = 0x0f0f0f0f;
+    const KMASK3: u32 = 0x03030303;
+
+    unsafe {
+        let m4 = _mm256_set1_epi8(0xF);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut acc_m = [_mm_setzero_ps(); 4];
+
+        for (b, x) in xs.iter().enumerate() {
+            let x_d = x.d.to_f32();
+            let x_dmin = x.dmin.to_f32();
+
+            LittleEndian::read_u32_into(&x.scales, &mut utmp[0..3]);
+            utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
+            let uaux = utmp[1] & KMASK1;
+            utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
+            utmp[2] = uaux;
+            utmp[0] &= KMASK1;
+            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+                utmp[3] as i32,
+                utmp[2] as i32,
+                utmp[1] as i32,
+                utmp[0] as i32,
+            ));
+            let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+            let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+            let scales = mm256_set_m128i(sc128, sc128);
+
+            for (r, acc_m) in acc_m.iter_mut().enumerate() {
+                let y = &ys[r][b];
+                let dmin = -y.d * x_dmin;
+                let q8sums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+                let q8s = _mm_hadd_epi16(
+                    _mm256_extracti128_si256(q8sums, 0),
+                    _mm256_extracti128_si256(q8sums, 1),
+                );
+                let prod = _mm_madd_epi16(mins, q8s);
+                *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), *acc_m);
+            }
+
+            let mut sumi = [_mm256_setzero_si256(); 4];
+            for j in 0..QK_K / 64 {
+                let scale_l = _mm256_shuffle_epi8(scales, get_scale_shuffle_k4(2 * j));
+                let scale_h = _mm256_shuffle_epi8(scales, get_scale_shuffle_k4(2 * j + 1));
+
+                let q4bits = _mm256_loadu_si256(x.qs.as_ptr().add(32 * j) as *const __m256i);
+                let q4l = _mm256_and_si256(q4bits, m4);
+                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+
+                for (r, sumi) in sumi.iter_mut().enumerate() {
+                    let q8 = ys[r][b].qs.as_ptr().add(64 * j);
+                    let q8l = _mm256_loadu_si256(q8 as *const __m256i);
+                    let p16l = _mm256_maddubs_epi16(q4l, q8l);
+                    let p16l = _mm256_madd_epi16(scale_l, p16l);
+                    *sumi = _mm256_add_epi32(*sumi, p16l);
+
+                    let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
+                    let p16h = _mm256_maddubs_epi16(q4h, q8h);
+                    let p16h = _mm256_madd_epi16(scale_h, p16h);
+                    *sumi = _mm256_add_epi32(*sumi, p16h);
+                }
+            }
+
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let vd = _mm256_set1_ps(ys[r][b].d * x_d);
+                *acc = _mm256_fmadd_ps(vd, _mm256_cvtepi32_ps(sumi[r]), *acc);
+            }
+        }
+
+        [0, 1, 2, 3].map(|r| {
+            let acc_m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
+            let acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+            hsum_float_8(acc[r]) + _mm_cvtss_f32(acc_m)
+        })
     }
 }
 

@@ -414,6 +414,15 @@ impl GgmlType for BlockQ5_0 {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    #[allow(unreachable_code)]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys);
+
+        ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
     fn vec_dot_unopt(_n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         // Generic implementation.
         let mut sumf = 0f32;
@@ -681,6 +690,15 @@ impl GgmlType for BlockQ8_0 {
         return super::simd128::vec_dot_q8_0_q8_0(n, xs, ys);
 
         Self::vec_dot_unopt(n, xs, ys)
+    }
+
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    #[allow(unreachable_code)]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys);
+
+        ys.map(|ys| Self::vec_dot(n, xs, ys))
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -1397,6 +1415,15 @@ impl GgmlType for BlockQ4K {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    #[allow(unreachable_code)]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q4k_q8k_x4(n, xs, ys);
+
+        ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         debug_assert!(
             n.is_multiple_of(QK_K),
@@ -1953,6 +1980,15 @@ impl GgmlType for BlockQ6K {
         return super::simd128::vec_dot_q6k_q8k(n, xs, ys);
 
         Self::vec_dot_unopt(n, xs, ys)
+    }
+
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    #[allow(unreachable_code)]
+    fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::vec_dot_q6k_q8k_x4(n, xs, ys);
+
+        ys.map(|ys| Self::vec_dot(n, xs, ys))
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
