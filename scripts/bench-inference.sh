@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/perimeter-target}"
+# Measured as a user runs it: a developer's RUST_BACKTRACE makes every error built while loading
+# (even one that is handled) capture and symbolize a backtrace.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 model=models/local/SmolLM2-135M-Instruct.Q4_1.gguf threads=2 prompt_tokens=1000 dtype=auto runs=3 decode=128 before=
 while [ $# -gt 0 ]; do

@@ -134,6 +134,73 @@ fn from_raw_data<T: super::GgmlType + Send + Sync + 'static>(
     super::QTensor::new(data, dims)
 }
 
+// [perimeter patch] a CPU tensor is read straight into its final typed buffer. Upstream read
+// every tensor into a byte buffer and then copied it into a typed one: one more copy of every
+// weight and twice the page faults at load (~0.5 s of a 1.1 GB model on 2 cores).
+/// Reads a GGML tensor of `dims` from `reader` (positioned at its data) into CPU memory.
+pub fn cpu_qtensor_from_reader<R: std::io::Read>(
+    ggml_dtype: GgmlDType,
+    reader: &mut R,
+    dims: Vec<usize>,
+) -> Result<super::QTensor> {
+    let tensor_elems = dims.iter().product::<usize>();
+    let block_size = ggml_dtype.block_size();
+    if tensor_elems % block_size != 0 {
+        crate::bail!(
+            "the number of elements {tensor_elems} is not divisible by the block size {block_size}"
+        )
+    }
+    let n_blocks = tensor_elems / block_size;
+    match ggml_dtype {
+        GgmlDType::F32 => read_cpu_blocks::<f32>(reader, n_blocks, dims),
+        GgmlDType::F16 => read_cpu_blocks::<half::f16>(reader, n_blocks, dims),
+        GgmlDType::BF16 => read_cpu_blocks::<half::bf16>(reader, n_blocks, dims),
+        GgmlDType::Q4_0 => read_cpu_blocks::<k_quants::BlockQ4_0>(reader, n_blocks, dims),
+        GgmlDType::Q4_1 => read_cpu_blocks::<k_quants::BlockQ4_1>(reader, n_blocks, dims),
+        GgmlDType::Q5_0 => read_cpu_blocks::<k_quants::BlockQ5_0>(reader, n_blocks, dims),
+        GgmlDType::Q5_1 => read_cpu_blocks::<k_quants::BlockQ5_1>(reader, n_blocks, dims),
+        GgmlDType::Q8_0 => read_cpu_blocks::<k_quants::BlockQ8_0>(reader, n_blocks, dims),
+        GgmlDType::Q2K => read_cpu_blocks::<k_quants::BlockQ2K>(reader, n_blocks, dims),
+        GgmlDType::Q3K => read_cpu_blocks::<k_quants::BlockQ3K>(reader, n_blocks, dims),
+        GgmlDType::Q4K => read_cpu_blocks::<k_quants::BlockQ4K>(reader, n_blocks, dims),
+        GgmlDType::Q5K => read_cpu_blocks::<k_quants::BlockQ5K>(reader, n_blocks, dims),
+        GgmlDType::Q6K => read_cpu_blocks::<k_quants::BlockQ6K>(reader, n_blocks, dims),
+        _ => crate::bail!("quantized type {ggml_dtype:?} is not supported yet"),
+    }
+}
+
+fn read_cpu_blocks<T: super::GgmlType + Send + Sync + 'static>(
+    reader: &mut impl std::io::Read,
+    n_blocks: usize,
+    dims: Vec<usize>,
+) -> Result<super::QTensor> {
+    let mut data: Vec<T> = if n_blocks == 0 || std::mem::size_of::<T>() == 0 {
+        Vec::new()
+    } else {
+        let layout = std::alloc::Layout::array::<T>(n_blocks)
+            .map_err(|e| crate::Error::Msg(format!("tensor of {n_blocks} blocks: {e}")))?;
+        // SAFETY: GGML blocks are plain integers and floats, so all-zero bytes are a valid
+        // block; the allocation has `T`'s layout for `n_blocks` elements, as `Vec` expects.
+        // Zeroed memory from the allocator is not touched until the read fills it.
+        unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
+            if ptr.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Vec::from_raw_parts(ptr, n_blocks, n_blocks)
+        }
+    };
+    // SAFETY: the blocks are initialized (zeroed) plain data; any bytes read are valid blocks.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            data.as_mut_ptr() as *mut u8,
+            n_blocks * std::mem::size_of::<T>(),
+        )
+    };
+    reader.read_exact(bytes)?;
+    super::QTensor::new(QStorage::Cpu(Box::new(data)), dims)
+}
+
 /// Creates a [Tensor] from a raw GGML tensor.
 pub fn qtensor_from_ggml(
     ggml_dtype: GgmlDType,

@@ -69,8 +69,16 @@ impl TensorInfo {
         )
         }
         let size_in_bytes = tensor_elems / block_size * self.ggml_dtype.type_size();
-        let mut raw_data = vec![0u8; size_in_bytes];
         reader.seek(std::io::SeekFrom::Start(tensor_data_offset + self.offset))?;
+        // [perimeter patch] no intermediate byte buffer on the CPU (see ggml_file.rs).
+        if device.is_cpu() {
+            return super::ggml_file::cpu_qtensor_from_reader(
+                self.ggml_dtype,
+                reader,
+                self.shape.dims().to_vec(),
+            );
+        }
+        let mut raw_data = vec![0u8; size_in_bytes];
         reader.read_exact(&mut raw_data)?;
         super::ggml_file::qtensor_from_ggml(
             self.ggml_dtype,

@@ -54,12 +54,14 @@ impl TryFrom<ContentMetadata<'_>> for PropsGGUF {
         let props = Self {
             model: c.get_value("model")?,
             tokens: c.get_value("tokens")?,
-            added_tokens: c.get_value("added_tokens").ok(),
-            scores: c.get_value("scores").ok(),
-            merges: c.get_value("merges").ok(),
-            unk: c.get_value("unknown_token_id").ok(),
+            // [perimeter patch] optional keys are looked up without building an error for a
+            // missing one (with RUST_BACKTRACE set, each error symbolized a backtrace: ~0.5 s).
+            added_tokens: c.get_option_value("added_tokens").ok().flatten(),
+            scores: c.get_option_value("scores").ok().flatten(),
+            merges: c.get_option_value("merges").ok().flatten(),
+            unk: c.get_option_value("unknown_token_id").ok().flatten(),
             eos: c.get_value("eos_token_id")?,
-            bos: c.get_value("bos_token_id").ok(),
+            bos: c.get_option_value("bos_token_id").ok().flatten(),
         };
 
         Ok(props)

@@ -284,9 +284,15 @@ impl ModelConfig::FromGGUF for ModelWeights {
             );
         }
 
+        // [perimeter patch] one table per device, not one per layer: upstream computed the
+        // sin/cos table (max_seq_len x head_dim/2) for every layer and kept the last, ~1 s of
+        // a 28-layer model's load.
         let mut ropes = HashMap::new();
         for layer_idx in 0..block_count {
             let device = mapper.device_for(layer_idx, false).unwrap_or(device);
+            if ropes.contains_key(&device.location()) {
+                continue;
+            }
             ropes.insert(
                 device.location(),
                 Arc::new(RotaryEmbedding::new(

@@ -243,7 +243,8 @@ macro_rules! tensor_info_size_in_bytes {
 }
 
 pub struct GgufDeviceMapLoaderInner<'a, 'f> {
-    pub model: &'a Content<'f, fs::File>,
+    // [perimeter patch] the loader reads the GGUF through a buffer (pipeline/gguf.rs).
+    pub model: &'a Content<'f, std::io::BufReader<fs::File>>,
     pub arch: GGUFArchitecture,
 }
 
