@@ -291,6 +291,8 @@ impl GgmlType for BlockQ4_1 {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
+    // [perimeter patch] always inlined, as the other four-row kernels (see Q5_0's).
+    #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(all(target_feature = "avx2", target_feature = "f16c"))]
@@ -414,7 +416,11 @@ impl GgmlType for BlockQ5_0 {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches. Always inlined into
+    // `matmul`'s loop: left to the compiler, inlining depended on how the crate was split
+    // into codegen units, and an unrelated edit took it out and made Q5_0's prompt ~15%
+    // slower (BENCHMARKS.md, "Load time").
+    #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
@@ -692,7 +698,8 @@ impl GgmlType for BlockQ8_0 {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q5_0's).
+    #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
@@ -1415,7 +1422,8 @@ impl GgmlType for BlockQ4K {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q5_0's).
+    #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
@@ -1982,7 +1990,8 @@ impl GgmlType for BlockQ6K {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches.
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q5_0's).
+    #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
