@@ -16,7 +16,7 @@ const TOKEN: &str = "team-secret-7";
 struct Served {
     child: Child,
     port: u16,
-    _sb: Sandbox,
+    sb: Sandbox,
 }
 
 impl Served {
@@ -28,10 +28,10 @@ impl Served {
             .cmd()
             .args(["serve", "--port", &port.to_string(), "--token", TOKEN])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(sb.home().join("serve.log")).unwrap())
             .spawn()
             .unwrap();
-        let served = Served { child, port, _sb: sb };
+        let served = Served { child, port, sb };
         let deadline = Instant::now() + Duration::from_secs(120);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "perimeter serve did not start listening");
@@ -42,6 +42,11 @@ impl Served {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server wrote on stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.sb.home().join("serve.log")).unwrap_or_default()
     }
 }
 
@@ -126,6 +131,41 @@ fn the_server_holds_an_answer_to_a_json_schema() {
     let content = json["choices"][0]["message"]["content"].as_str().unwrap();
     let answer: serde_json::Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("not the schema's JSON ({e}): {content}"));
     assert!(answer["n"].is_i64() && answer.as_object().unwrap().len() == 1, "{content}");
+}
+
+/// A client that leaves while its answer is computed (a timeout, Ctrl-C) must not keep the model
+/// busy for nobody: the server notices from its heartbeat and stops the answer.
+#[test]
+fn an_answer_whose_client_has_gone_is_stopped() {
+    let s = Served::start();
+    // Held to a schema of 500 numbers, the dev model cannot end its answer within the seconds
+    // the heartbeat takes to notice (an answer that ran to its end would log nothing).
+    let schema = r#"{"type":"array","items":{"type":"integer"},"minItems":500}"#;
+    let body = format!(
+        r#"{{"messages":[{{"role":"user","content":"List numbers."}}],"max_tokens":4000,"response_format":{{"type":"json_schema","json_schema":{{"name":"n","schema":{schema}}}}}}}"#
+    );
+    let mut client = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).unwrap();
+    // The status line comes at once, then a heartbeat byte while the answer is computed.
+    let mut head = [0u8; 12];
+    client.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.log().contains("a client went away") {
+        assert!(Instant::now() < deadline, "the answer went on without its client; server log: {}", s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // And a client that stays gets its whole answer, spaces before it or not.
+    let reply = post(s.port, TOKEN, r#"{"messages":[{"role":"user","content":"Say hello."}],"max_tokens":8}"#);
+    let json: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert!(json["choices"][0]["message"]["content"].is_string(), "{reply}");
 }
 
 #[test]

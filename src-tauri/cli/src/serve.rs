@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -197,58 +197,96 @@ fn parse_chat(body: &[u8], shared: &Shared) -> anyhow::Result<Chat> {
 fn complete(shared: &Shared, request: Request, chat: Chat) {
     let id = format!("chatcmpl-{}", perimeter_engine::records::new_id());
     let created = perimeter_engine::records::now();
-    if !chat.stream {
-        let result = shared.runtime.block_on(shared.model.generate(
-            &chat.messages,
-            &chat.params,
-            &mut |_: &str| true,
-            &CancellationToken::new(),
-        ));
-        return match result {
-            Ok(g) => {
-                let body = json!({
-                    "id": id, "object": "chat.completion", "created": created, "model": shared.name,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text}, "finish_reason": finish_reason(&g)}],
-                    "usage": usage(&g),
-                });
-                respond_json(request, 200, &body)
-            }
-            Err(e) => error(request, 500, "server_error", &e.to_string()),
-        };
+    // The response is written by hand on the raw connection, its head first, so that a
+    // heartbeat can go out while the answer is computed (see `Heartbeat`).
+    let out: Out = Arc::new(Mutex::new(request.into_writer()));
+    let content_type = if chat.stream { "text/event-stream\r\nCache-Control: no-cache" } else { "application/json" };
+    if !send(&out, format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n").as_bytes()) {
+        return;
     }
-
-    // Streamed as server-sent events, written and flushed one by one on the raw connection
-    // (tiny_http's own chunked writer buffers 8 KiB, which would hold tokens back).
+    let cancel = CancellationToken::new();
     let chunk = |delta: Value, finish: Value| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": shared.name,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
-    let mut out = request.into_writer();
-    let mut send = |bytes: &[u8]| out.write_all(bytes).and_then(|_| out.flush()).is_ok();
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
-    if !send(head.as_bytes()) || !send(&event(&chunk(json!({"role": "assistant", "content": ""}), Value::Null))) {
-        return;
-    }
-    let result = shared.runtime.block_on(shared.model.generate(
-        &chat.messages,
-        &chat.params,
-        // A failed write means the client went away: stop generating.
-        &mut |piece: &str| send(&event(&chunk(json!({"content": piece}), Value::Null))),
-        &CancellationToken::new(),
-    ));
+    let result = {
+        // JSON may start with spaces; an SSE line that starts with a colon is a comment.
+        let _heartbeat = Heartbeat::start(out.clone(), if chat.stream { b": \n\n" } else { b" " }, cancel.clone());
+        if chat.stream && !send(&out, &event(&chunk(json!({"role": "assistant", "content": ""}), Value::Null))) {
+            return;
+        }
+        let mut sink = |piece: &str| !chat.stream || send(&out, &event(&chunk(json!({"content": piece}), Value::Null)));
+        shared.runtime.block_on(shared.model.generate(&chat.messages, &chat.params, &mut sink, &cancel))
+    };
     match result {
-        Ok(g) if g.stop != StopReason::Cancelled => {
-            send(&event(&chunk(json!({}), json!(finish_reason(&g)))));
+        Ok(g) if g.stop == StopReason::Cancelled => {
+            eprintln!("a client went away: its answer was stopped after {} tokens", g.usage.completion_tokens);
+        }
+        Ok(g) if chat.stream => {
+            send(&out, &event(&chunk(json!({}), json!(finish_reason(&g)))));
             if chat.include_usage {
                 let u = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": shared.name,
                                "choices": [], "usage": usage(&g)});
-                send(&event(&u));
+                send(&out, &event(&u));
             }
-            send(b"data: [DONE]\n\n");
+            send(&out, b"data: [DONE]\n\n");
         }
-        Ok(_) => {}
+        Ok(g) => {
+            send(&out, json!({
+                "id": id, "object": "chat.completion", "created": created, "model": shared.name,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text}, "finish_reason": finish_reason(&g)}],
+                "usage": usage(&g),
+            }).to_string().as_bytes());
+        }
+        // The status line has gone out: the error is the body (or the stream's last event).
         Err(e) => {
-            send(&event(&json!({"error": {"message": e.to_string(), "type": "server_error"}})));
+            let body = json!({"error": {"message": e.to_string(), "type": "server_error"}});
+            send(&out, &if chat.stream { event(&body) } else { body.to_string().into_bytes() });
+        }
+    }
+}
+
+/// The raw connection of one response, shared by the answer and its heartbeat.
+type Out = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// Writes and flushes; false when the client has gone.
+fn send(out: &Out, bytes: &[u8]) -> bool {
+    let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+    out.write_all(bytes).and_then(|_| out.flush()).is_ok()
+}
+
+/// While an answer is computed (a long prompt can take minutes before its first token), bytes
+/// the client ignores go out every few seconds. A write that fails means the client has gone
+/// (it timed out, or was stopped), and the answer is cancelled: otherwise it would hold the
+/// model for nobody while the client's retry waits behind it. The bytes also keep a client's
+/// read timeout from firing on an answer that is merely slow.
+struct Heartbeat {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Heartbeat {
+    fn start(out: Out, beat: &'static [u8], cancel: CancellationToken) -> Heartbeat {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                if !send(&out, beat) {
+                    cancel.cancel();
+                    return;
+                }
+            }
+        });
+        Heartbeat { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
