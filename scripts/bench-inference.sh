@@ -60,6 +60,7 @@ rows = [("load (s)", "load_s", False), ("time to first token (ms)", "time_to_fir
         ("peak RSS (MiB)", "peak_rss_bytes", False),
         ("follow-up: time to first token (ms)", "follow_up_time_to_first_token_ms", False)]
 print(f"model {ours['model']} ({ours['quantization']}), {ours['threads']} threads, dtype {dtype}, "
+      f"CPU kernels {ours.get('cpu_kernels', 'avx2')}, "
       f"prompt {ours['prompt_tokens']} tokens (peer: {peer['prompt_tokens']}), decode {ours['decode_tokens']}, median of {ours['runs']} runs")
 print()
 fmt = lambda x: f"{x:.1f}" if x else "n/a"

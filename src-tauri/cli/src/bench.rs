@@ -345,6 +345,7 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
         "quantization": quantization,
         "dtype": args.dtype,
         "threads": cpu_threads(),
+        "cpu_kernels": perimeter_engine::inference::cpu_kernels(),
         "runs": args.runs,
         "load_s": load_s,
         "prompt_tokens": prompt_tokens,

@@ -3,8 +3,9 @@
 //! the four-row Q4_K, Q6_K, Q5_0 and Q8_0 kernels (what Qwen2.5-Coder's Q4_K_M files spend a
 //! prompt in),
 //! the AVX2 Q8_1 quantizer of the activations, and the tiled matmul for prompt batches (row
-//! counts and column counts that are not multiples of the tile); and the GGUF reader that loads
-//! a CPU tensor straight into its blocks.
+//! counts and column counts that are not multiples of the tile); the VNNI versions of the
+//! byte-product kernels against the AVX2 ones, bit for bit; and the GGUF reader that loads a
+//! CPU tensor straight into its blocks.
 
 use candle_core::quantized::k_quants::{
     matmul, matmul_f16, BlockQ4K, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType,
@@ -192,6 +193,71 @@ fn tiled_matmul_matches_a_dot_product_per_element() {
             assert_eq!(*a, f16::from_f32(*b));
         }
     }
+}
+
+/// `matmul`'s batch path for Q5_0 and Q8_0 weights (its own tile loop, the activations' block
+/// scales converted once per tile) gives, bit for bit, `vec_dot` of each element.
+#[test]
+fn q8_0_activation_tiles_give_exactly_one_dot_product_per_element() {
+    fn check<T: GgmlType<VecDotType = BlockQ8_0>>(k: usize, m: usize, n: usize) {
+        let lhs = values(m * k, 80 + m as u64);
+        let rhs_t = quantize::<T>(&values(n * k, 90 + n as u64));
+        let mut dst = vec![f32::NAN; m * n];
+        matmul((m, k, n), &lhs, &rhs_t, &mut dst).unwrap();
+        let blocks = k / 32;
+        for row in 0..m {
+            let lhs_row = quantize::<BlockQ8_0>(&lhs[row * k..(row + 1) * k]);
+            for col in 0..n {
+                let want = T::vec_dot(k, &rhs_t[col * blocks..(col + 1) * blocks], &lhs_row);
+                let got = dst[row * n + col];
+                assert_eq!(got.to_bits(), want.to_bits(), "{:?} m={m} n={n} [{row},{col}]: {got} vs {want}", T::DTYPE);
+            }
+        }
+    }
+    // 896 and 4864: Qwen2.5-Coder-0.5B's sizes; rows and columns around the 4-row and 32-column tiles.
+    for (k, m, n) in [(896, 2, 33), (896, 4, 32), (896, 13, 70), (4864, 9, 40)] {
+        check::<BlockQ5_0>(k, m, n);
+        check::<BlockQ8_0>(k, m, n);
+    }
+}
+
+/// The byte-product kernels (Q4_1, Q5_0, Q8_0: one row, four rows, the batch matmul) give the
+/// same bits with every instruction set this CPU has as with AVX2. Where the CPU has no VNNI
+/// (the CI machine may not) only AVX2 runs, and the test says so.
+#[cfg(target_feature = "avx2")]
+#[test]
+fn vnni_kernels_give_the_avx2_bits() {
+    use candle_core::quantized::avx::{byte_dot, set_byte_dot, ByteDot};
+
+    fn results<T: GgmlType>(k: usize, seed: u64) -> Vec<u32> {
+        let x = quantize::<T>(&values(k, seed));
+        let ys: Vec<Vec<T::VecDotType>> = (0..4).map(|r| quantize::<T::VecDotType>(&values(k, seed + 1 + r))).collect();
+        let mut out = vec![T::vec_dot(k, &x, &ys[0])];
+        out.extend(T::vec_dot_x4(k, &x, [&ys[0], &ys[1], &ys[2], &ys[3]]));
+        let (m, n) = (7, 40);
+        let lhs = values(m * k, seed + 7);
+        let rhs_t = quantize::<T>(&values(n * k, seed + 8));
+        let mut dst = vec![0f32; m * n];
+        matmul((m, k, n), &lhs, &rhs_t, &mut dst).unwrap();
+        out.extend(dst);
+        out.into_iter().map(f32::to_bits).collect()
+    }
+    fn all() -> Vec<Vec<u32>> {
+        vec![results::<BlockQ4_1>(576, 1), results::<BlockQ5_0>(896, 2), results::<BlockQ8_0>(896, 3), results::<BlockQ5_0>(4864, 4)]
+    }
+
+    let chosen = byte_dot();
+    assert!(set_byte_dot(ByteDot::Avx2));
+    let avx2 = all();
+    let mut ran = vec![];
+    for kind in [ByteDot::AvxVnni, ByteDot::Avx512Vnni] {
+        if set_byte_dot(kind) {
+            assert!(all() == avx2, "{} differs from avx2", kind.name());
+            ran.push(kind.name());
+        }
+    }
+    set_byte_dot(chosen);
+    eprintln!("compared with avx2: {}", if ran.is_empty() { "none (this CPU has no VNNI)".to_string() } else { ran.join(", ") });
 }
 
 /// A GGUF file written by candle and read back through the CPU path (straight into the typed

@@ -1,5 +1,5 @@
 use super::k_quants::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8K,
+    GgmlType, MatmulTile, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8K,
     BlockQ8_0, BlockQ8_1, QK8_0, QK8_1, QK_K,
 };
 use byteorder::{ByteOrder, LittleEndian};
@@ -9,6 +9,141 @@ use half::f16;
 use core::arch::x86::*;
 #[cfg(target_arch = "x86_64")]
 use core::arch::x86_64::*;
+
+// [perimeter patch] Products of unsigned and signed bytes summed in fours into i32 lanes: AVX2
+// takes two instructions (maddubs to i16 pairs, madd with ones), CPUs with VNNI one (vpdpbusd:
+// AVX-VNNI on Alder Lake and later, AVX-512 VNNI on Ice Lake, Sapphire Rapids and Zen 4). The
+// build's baseline stays AVX2; the kernels below that use this are compiled once per kind and
+// the kind is chosen at run time. The sums are equal whenever maddubs does not saturate, which
+// it cannot with these kernels' operands (|weight| ≤ 16 for Q4 and Q5, and quants in -127..=127
+// as ggml's quantizers write them for Q8), so every kind gives the same bits.
+
+/// The instructions a quantized kernel sums byte products with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteDot {
+    Avx2,
+    AvxVnni,
+    Avx512Vnni,
+}
+
+impl ByteDot {
+    /// Whether this CPU has the instructions.
+    pub fn available(self) -> bool {
+        match self {
+            ByteDot::Avx2 => true,
+            ByteDot::AvxVnni => is_x86_feature_detected!("avxvnni"),
+            ByteDot::Avx512Vnni => is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl"),
+        }
+    }
+
+    /// What it is called in `CANDLE_CPU_BYTE_DOT` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ByteDot::Avx2 => "avx2",
+            ByteDot::AvxVnni => "avx-vnni",
+            ByteDot::Avx512Vnni => "avx512-vnni",
+        }
+    }
+}
+
+static BYTE_DOT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// The kind the kernels use: the fastest this CPU has, unless `CANDLE_CPU_BYTE_DOT` (avx2,
+/// avx-vnni, avx512-vnni) or [`set_byte_dot`] chose another it has.
+#[inline]
+pub fn byte_dot() -> ByteDot {
+    const KINDS: [ByteDot; 3] = [ByteDot::Avx2, ByteDot::AvxVnni, ByteDot::Avx512Vnni];
+    match BYTE_DOT.load(std::sync::atomic::Ordering::Relaxed) {
+        i if (i as usize) < KINDS.len() => KINDS[i as usize],
+        _ => {
+            let asked = std::env::var("CANDLE_CPU_BYTE_DOT").ok();
+            let kind = KINDS
+                .into_iter()
+                .find(|k| asked.as_deref() == Some(k.name()) && k.available())
+                .or_else(|| [ByteDot::AvxVnni, ByteDot::Avx512Vnni].into_iter().find(|k| k.available()))
+                .unwrap_or(ByteDot::Avx2);
+            BYTE_DOT.store(kind as u8, std::sync::atomic::Ordering::Relaxed);
+            kind
+        }
+    }
+}
+
+/// Makes the kernels use `kind` from now on (to compare kinds); false, and no change, if this CPU
+/// lacks it.
+pub fn set_byte_dot(kind: ByteDot) -> bool {
+    kind.available() && {
+        BYTE_DOT.store(kind as u8, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+}
+
+/// One of the [`ByteDot`] kinds at compile time, for kernels generic over it.
+pub(crate) trait ByteDotOp {
+    /// i32 lane i = sum over j < 4 of u[4i + j] · s[4i + j] (u unsigned, s signed).
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i;
+}
+
+pub(crate) struct Avx2;
+pub(crate) struct AvxVnni;
+pub(crate) struct Avx512Vnni;
+
+impl ByteDotOp for Avx2 {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_set1_epi16(1), _mm256_maddubs_epi16(u, s))
+    }
+}
+
+// Only ever inlined into functions that enable the instruction (see `with_byte_dot`).
+impl ByteDotOp for AvxVnni {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s)
+    }
+}
+
+impl ByteDotOp for Avx512Vnni {
+    #[inline(always)]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+}
+
+/// Evaluates `$body` with the type `$D` standing for the kind [`byte_dot`] chose. The body is
+/// compiled once per kind inside a function that enables the kind's instructions: they can be
+/// inlined only into such a function, so the dispatch sits outside the loops, not in them.
+macro_rules! with_byte_dot {
+    (($($arg:ident: $ty:ty),*) -> $ret:ty, $D:ident => $body:expr) => {{
+        #[target_feature(enable = "avxvnni")]
+        unsafe fn avx_vnni($($arg: $ty),*) -> $ret {
+            type $D = $crate::quantized::avx::AvxVnni;
+            $body
+        }
+        #[target_feature(enable = "avx512vnni,avx512vl")]
+        unsafe fn avx512_vnni($($arg: $ty),*) -> $ret {
+            type $D = $crate::quantized::avx::Avx512Vnni;
+            $body
+        }
+        #[inline(always)]
+        fn avx2($($arg: $ty),*) -> $ret {
+            type $D = $crate::quantized::avx::Avx2;
+            $body
+        }
+        match $crate::quantized::avx::byte_dot() {
+            // SAFETY: byte_dot() returns only kinds this CPU has.
+            $crate::quantized::avx::ByteDot::AvxVnni => unsafe { avx_vnni($($arg),*) },
+            $crate::quantized::avx::ByteDot::Avx512Vnni => unsafe { avx512_vnni($($arg),*) },
+            $crate::quantized::avx::ByteDot::Avx2 => avx2($($arg),*),
+        }
+    }};
+}
+pub(crate) use with_byte_dot;
+
+/// [perimeter patch] `mul_sum_us8_pairs_float` with the byte products summed by `D`.
+#[inline(always)]
+unsafe fn dot_us8_float<D: ByteDotOp>(ax: __m256i, sy: __m256i) -> __m256 {
+    _mm256_cvtepi32_ps(D::dot(ax, sy))
+}
 
 #[inline(always)]
 pub(crate) unsafe fn sum_i16_pairs_float(x: __m256i) -> __m256 {
@@ -75,34 +210,46 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, xs: &[BlockQ4_0], ys: &[BlockQ8_0]) ->
 // top four bits set (nibble - 16) when it is clear. So the 32 high bits are spread to one byte
 // mask each, and 0xF0 is OR-ed into the bytes whose bit is clear; the rest is the Q4_0 kernel.
 #[inline(always)]
-pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) -> f32 {
+pub(crate) fn vec_dot_q5_0_q8_0<D: ByteDotOp>(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_0),
         "vec_dot_q5_0_q8_0: {n} is not divisible by {QK8_0}"
     );
     unsafe {
-        // Byte i of the result reads byte i / 8 of the high bits ...
-        let spread = _mm256_set_epi64x(
-            0x0303030303030303,
-            0x0202020202020202,
-            0x0101010101010101,
-            0x0000000000000000,
-        );
-        // ... and keeps only bit i % 8: all other bits are forced to one.
-        let all_but_own_bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64);
-        let high_nibble = _mm256_set1_epi8(0xF0_u8 as i8);
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
             let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
-            let bits = _mm256_set1_epi32(LittleEndian::read_u32(&x.qh) as i32);
-            let own_bit = _mm256_or_si256(_mm256_shuffle_epi8(bits, spread), all_but_own_bit);
-            let bit_set = _mm256_cmpeq_epi8(own_bit, _mm256_set1_epi8(-1));
-            let bx = _mm256_or_si256(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_andnot_si256(bit_set, high_nibble));
+            let bx = q5_0_weights(x);
             let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            acc = _mm256_fmadd_ps(d, mul_sum_i8_pairs_float(bx, by), acc);
+            acc = _mm256_fmadd_ps(d, dot_i8_float::<D>(bx, by), acc);
         }
         hsum_float_8(acc)
     }
+}
+
+/// [perimeter patch] The 32 weights of a Q5_0 block as signed bytes (see `vec_dot_q5_0_q8_0`).
+#[inline(always)]
+unsafe fn q5_0_weights(x: &BlockQ5_0) -> __m256i {
+    // Byte i of the result reads byte i / 8 of the high bits ...
+    let spread = _mm256_set_epi64x(
+        0x0303030303030303,
+        0x0202020202020202,
+        0x0101010101010101,
+        0x0000000000000000,
+    );
+    // ... and keeps only bit i % 8: all other bits are forced to one.
+    let all_but_own_bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64);
+    let high_nibble = _mm256_set1_epi8(0xF0_u8 as i8);
+    let bits = _mm256_set1_epi32(LittleEndian::read_u32(&x.qh) as i32);
+    let own_bit = _mm256_or_si256(_mm256_shuffle_epi8(bits, spread), all_but_own_bit);
+    let bit_set = _mm256_cmpeq_epi8(own_bit, _mm256_set1_epi8(-1));
+    _mm256_or_si256(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_andnot_si256(bit_set, high_nibble))
+}
+
+/// [perimeter patch] `mul_sum_i8_pairs_float` with the byte products summed by `D`.
+#[inline(always)]
+unsafe fn dot_i8_float<D: ByteDotOp>(x: __m256i, y: __m256i) -> __m256 {
+    dot_us8_float::<D>(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 
 /// [perimeter patch] [`vec_dot_q5_0_q8_0`] for four activation rows at once: each weight block's
@@ -110,73 +257,107 @@ pub(crate) fn vec_dot_q5_0_q8_0(n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) ->
 /// arithmetic is the one-row kernel's, in the same order, so the results are identical to four
 /// calls.
 #[inline(always)]
-pub(crate) fn vec_dot_q5_0_q8_0_x4(n: usize, xs: &[BlockQ5_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+pub(crate) fn vec_dot_q5_0_q8_0_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ5_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
     debug_assert!(
         n.is_multiple_of(QK8_0),
         "vec_dot_q5_0_q8_0: {n} is not divisible by {QK8_0}"
     );
-    let ys = ys.map(|ys| &ys[..xs.len()]);
-    unsafe {
-        let spread = _mm256_set_epi64x(
-            0x0303030303030303,
-            0x0202020202020202,
-            0x0101010101010101,
-            0x0000000000000000,
-        );
-        let all_but_own_bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe_u64 as i64);
-        let high_nibble = _mm256_set1_epi8(0xF0_u8 as i8);
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (b, x) in xs.iter().enumerate() {
-            let x_d = f16::to_f32(x.d);
-            let bits = _mm256_set1_epi32(LittleEndian::read_u32(&x.qh) as i32);
-            let own_bit = _mm256_or_si256(_mm256_shuffle_epi8(bits, spread), all_but_own_bit);
-            let bit_set = _mm256_cmpeq_epi8(own_bit, _mm256_set1_epi8(-1));
-            let bx = _mm256_or_si256(bytes_from_nibbles_32(x.qs.as_ptr()), _mm256_andnot_si256(bit_set, high_nibble));
-            four_rows_i8(bx, x_d, b, &ys, &mut acc);
-        }
-        acc.map(|acc| hsum_float_8(acc))
-    }
-}
-
-/// The per-row half of the four-row Q5_0 and Q8_0 kernels: block `b` of each row against the
-/// signed weight bytes `bx` (scale `x_d`), as `mul_sum_i8_pairs_float` and one FMA, the
-/// one-row kernels' arithmetic; the weights' absolute values are taken once for the four rows.
-#[inline(always)]
-unsafe fn four_rows_i8(bx: __m256i, x_d: f32, b: usize, ys: &[&[BlockQ8_0]; 4], acc: &mut [__m256; 4]) {
-    let ax = _mm256_sign_epi8(bx, bx);
-    for (r, acc) in acc.iter_mut().enumerate() {
-        let y = &ys[r][b];
-        let d = _mm256_set1_ps(x_d * f16::to_f32(y.d));
-        let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        let q = mul_sum_us8_pairs_float(ax, _mm256_sign_epi8(by, bx));
-        *acc = _mm256_fmadd_ps(d, q, *acc);
-    }
+    unsafe { four_rows_q8_0::<D, _>(xs, ys, &row_scales(ys, xs.len()), q5_0_block) }
 }
 
 /// [perimeter patch] [`vec_dot_q8_0_q8_0`] for four activation rows at once (the weights' signs
 /// taken once); identical results to four calls.
 #[inline(always)]
-pub(crate) fn vec_dot_q8_0_q8_0_x4(n: usize, xs: &[BlockQ8_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+pub(crate) fn vec_dot_q8_0_q8_0_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ8_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4] {
     debug_assert!(
         n.is_multiple_of(QK8_0),
         "vec_dot_q8_0_q8_0: {n} is not divisible by {QK8_0}"
     );
+    unsafe { four_rows_q8_0::<D, _>(xs, ys, &row_scales(ys, xs.len()), q8_0_block) }
+}
+
+/// The four rows' block scales as f32, block by block (one array, so the kernel holds one
+/// pointer for them, not four).
+#[inline(always)]
+fn row_scales(ys: [&[BlockQ8_0]; 4], blocks: usize) -> Vec<[f32; 4]> {
+    (0..blocks).map(|b| ys.map(|ys| f16::to_f32(ys[b].d))).collect()
+}
+
+/// [perimeter patch] The four-row kernel of the weight types whose activations are Q8_0 (Q5_0,
+/// Q8_0): `weights` gives a block's weights as signed bytes and its scale; `y_d[b]` holds the
+/// rows' scales of block b as f32, converted by the caller (once for many columns, in `matmul`).
+/// Each row's arithmetic is the one-row kernels' (`dot_i8_float` and one FMA a block), with
+/// the weights' absolute values taken once for the four rows.
+#[inline(always)]
+unsafe fn four_rows_q8_0<D: ByteDotOp, T>(
+    xs: &[T],
+    ys: [&[BlockQ8_0]; 4],
+    y_d: &[[f32; 4]],
+    weights: impl Fn(&T) -> (__m256i, f32),
+) -> [f32; 4] {
     let ys = ys.map(|ys| &ys[..xs.len()]);
-    unsafe {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (b, x) in xs.iter().enumerate() {
-            let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
-            four_rows_i8(bx, f16::to_f32(x.d), b, &ys, &mut acc);
+    let y_d = &y_d[..xs.len()];
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (b, x) in xs.iter().enumerate() {
+        let (bx, x_d) = weights(x);
+        let ax = _mm256_sign_epi8(bx, bx);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let d = _mm256_set1_ps(x_d * y_d[b][r]);
+            let by = _mm256_loadu_si256(ys[r][b].qs.as_ptr() as *const __m256i);
+            let q = dot_us8_float::<D>(ax, _mm256_sign_epi8(by, bx));
+            *acc = _mm256_fmadd_ps(d, q, *acc);
         }
-        acc.map(|acc| hsum_float_8(acc))
     }
+    acc.map(|acc| hsum_float_8(acc))
+}
+
+/// [perimeter patch] One task of `matmul`'s batch path for Q5_0 and Q8_0 weights: four rows at
+/// a time against each of the task's columns, the four rows' block scales converted from f16
+/// once for all the columns (the one-row kernel converts them once per column), the rows left
+/// over one at a time. The same values as `vec_dot` per element, bit for bit.
+#[inline(always)]
+pub(crate) fn matmul_tile_q8_0<D: ByteDotOp, T: GgmlType<VecDotType = BlockQ8_0>>(
+    tile: &MatmulTile<'_, T>,
+    weights: impl Fn(&T) -> (__m256i, f32) + Copy,
+    one_row: impl Fn(usize, &[T], &[BlockQ8_0]) -> f32,
+) {
+    let blocks = tile.k_in_blocks();
+    let mut row = 0;
+    while row + 4 <= tile.m {
+        let ys = [0, 1, 2, 3].map(|i| tile.lhs_row(row + i));
+        let scales = row_scales(ys, blocks);
+        for col in tile.cols.clone() {
+            let v = unsafe { four_rows_q8_0::<D, T>(tile.rhs_col(col), ys, &scales, weights) };
+            for (i, v) in v.into_iter().enumerate() {
+                tile.write(row + i, col, v);
+            }
+        }
+        row += 4;
+    }
+    for row in row..tile.m {
+        for col in tile.cols.clone() {
+            tile.write(row, col, one_row(tile.k, tile.rhs_col(col), tile.lhs_row(row)));
+        }
+    }
+}
+
+/// [perimeter patch] The Q5_0 block's weights and scale, for [`matmul_tile_q8_0`].
+#[inline(always)]
+pub(crate) fn q5_0_block(x: &BlockQ5_0) -> (__m256i, f32) {
+    unsafe { (q5_0_weights(x), f16::to_f32(x.d)) }
+}
+
+/// [perimeter patch] The Q8_0 block's weights and scale, for [`matmul_tile_q8_0`].
+#[inline(always)]
+pub(crate) fn q8_0_block(x: &BlockQ8_0) -> (__m256i, f32) {
+    unsafe { (_mm256_loadu_si256(x.qs.as_ptr() as *const __m256i), f16::to_f32(x.d)) }
 }
 
 // [perimeter patch] Q4_1 had only the scalar loop: an AVX2 kernel in the shape of the Q4_0 one
 // (and of ggml's ggml_vec_dot_q4_1_q8_1). The nibbles are unsigned, so maddubs takes them as is;
 // the block minimum comes in through the Q8_1 block's precomputed `s` (d * sum of its quants).
 #[inline(always)]
-pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) -> f32 {
+pub(crate) fn vec_dot_q4_1_q8_1<D: ByteDotOp>(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_1),
         "vec_dot_q4_1_q8_1: {n} is not divisible by {QK8_1}"
@@ -189,7 +370,7 @@ pub(crate) fn vec_dot_q4_1_q8_1(n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) ->
             let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
             let bx = bytes_from_nibbles_32(x.qs.as_ptr());
             let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            let q = mul_sum_us8_pairs_float(bx, by);
+            let q = dot_us8_float::<D>(bx, by);
             acc = _mm256_fmadd_ps(d, q, acc);
         }
         hsum_float_8(acc) + summs
@@ -246,7 +427,7 @@ pub(crate) fn quantize_row_q8_1(xs: &[f32], ys: &mut [BlockQ8_1]) {
 /// so the results are identical to four single-row calls.
 #[cfg(target_feature = "f16c")]
 #[inline(always)]
-pub(crate) fn vec_dot_q4_1_q8_1_x4(n: usize, xs: &[BlockQ4_1], ys: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+pub(crate) fn vec_dot_q4_1_q8_1_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ4_1], ys: [&[BlockQ8_1]; 4]) -> [f32; 4] {
     debug_assert!(
         n.is_multiple_of(QK8_1),
         "vec_dot_q4_1_q8_1: {n} is not divisible by {QK8_1}"
@@ -272,7 +453,7 @@ pub(crate) fn vec_dot_q4_1_q8_1_x4(n: usize, xs: &[BlockQ4_1], ys: [&[BlockQ8_1]
             for (r, acc) in acc.iter_mut().enumerate() {
                 let d = _mm256_set1_ps(scales[2 * r]);
                 let by = _mm256_loadu_si256(ys[r][b].qs.as_ptr() as *const __m256i);
-                let q = mul_sum_us8_pairs_float(bx, by);
+                let q = dot_us8_float::<D>(bx, by);
                 *acc = _mm256_fmadd_ps(d, q, *acc);
             }
         }
@@ -282,8 +463,9 @@ pub(crate) fn vec_dot_q4_1_q8_1_x4(n: usize, xs: &[BlockQ4_1], ys: [&[BlockQ8_1]
     }
 }
 
+// [perimeter patch] generic over how the byte products are summed (`ByteDot`).
 #[inline(always)]
-pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
+pub(crate) fn vec_dot_q8_0_q8_0<D: ByteDotOp>(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
     debug_assert!(
         n.is_multiple_of(QK8_0),
         "vec_dot_q8_0_q8_0: {n} is not divisible by {QK8_0}"
@@ -294,7 +476,7 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) ->
             let d = _mm256_set1_ps(f16::to_f32(x.d) * f16::to_f32(y.d));
             let bx = _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i);
             let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            let q = mul_sum_i8_pairs_float(bx, by);
+            let q = dot_i8_float::<D>(bx, by);
             acc = _mm256_fmadd_ps(d, q, acc);
         }
         hsum_float_8(acc)

@@ -143,14 +143,9 @@ pub fn cpu_qtensor_from_reader<R: std::io::Read>(
     reader: &mut R,
     dims: Vec<usize>,
 ) -> Result<super::QTensor> {
-    let tensor_elems = dims.iter().product::<usize>();
-    let block_size = ggml_dtype.block_size();
-    if tensor_elems % block_size != 0 {
-        crate::bail!(
-            "the number of elements {tensor_elems} is not divisible by the block size {block_size}"
-        )
-    }
-    let n_blocks = tensor_elems / block_size;
+    // Whole blocks: `QTensor::new` refuses a shape they do not divide (and `TensorInfo::read`
+    // checks before it seeks).
+    let n_blocks = dims.iter().product::<usize>() / ggml_dtype.block_size();
     match ggml_dtype {
         GgmlDType::F32 => read_cpu_blocks::<f32>(reader, n_blocks, dims),
         GgmlDType::F16 => read_cpu_blocks::<half::f16>(reader, n_blocks, dims),

@@ -59,6 +59,78 @@ pub trait GgmlType: Sized + Clone + Send + Sync {
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         ys.map(|ys| Self::vec_dot(n, xs, ys))
     }
+
+    /// [perimeter patch] One parallel task of [`matmul`]'s batch path: every row against the
+    /// tile's weight columns, four rows at a time through `vec_dot_x4`. A type whose kernels
+    /// exist for several instruction sets overrides it to choose one once per task.
+    fn matmul_tile(tile: &MatmulTile<'_, Self>) {
+        tile.run(Self::vec_dot_x4, Self::vec_dot)
+    }
+}
+
+/// [perimeter patch] The part of a [`matmul`] that one parallel task computes: all `m` rows of
+/// the quantized activations against the weight columns `cols`.
+pub struct MatmulTile<'a, T: GgmlType> {
+    pub k: usize,
+    pub m: usize,
+    n: usize,
+    lhs_b: &'a [T::VecDotType],
+    rhs_t: &'a [T],
+    dst: SyncPtr,
+    pub cols: std::ops::Range<usize>,
+}
+
+impl<T: GgmlType> MatmulTile<'_, T> {
+    pub fn k_in_blocks(&self) -> usize {
+        self.k.div_ceil(T::BLCK_SIZE)
+    }
+
+    /// Activation row `r`, quantized.
+    #[inline(always)]
+    pub fn lhs_row(&self, r: usize) -> &[T::VecDotType] {
+        let blocks = self.k_in_blocks();
+        &self.lhs_b[r * blocks..(r + 1) * blocks]
+    }
+
+    /// The weights of output column `c`.
+    #[inline(always)]
+    pub fn rhs_col(&self, c: usize) -> &[T] {
+        let blocks = self.k_in_blocks();
+        &self.rhs_t[c * blocks..(c + 1) * blocks]
+    }
+
+    /// Stores element (`row`, `col`) of the result; `col` must be one of the tile's columns.
+    #[inline(always)]
+    pub fn write(&self, row: usize, col: usize, v: f32) {
+        assert!(row < self.m && self.cols.contains(&col));
+        // SAFETY: in bounds (row < m, col < n), and each column belongs to exactly one tile,
+        // so the tasks' writes never overlap.
+        unsafe { self.dst.write(row * self.n + col, v) };
+    }
+
+    /// The tile with the given kernels: four rows at a time, then the rest one by one.
+    #[inline(always)]
+    pub fn run(
+        &self,
+        x4: impl Fn(usize, &[T], [&[T::VecDotType]; 4]) -> [f32; 4],
+        one: impl Fn(usize, &[T], &[T::VecDotType]) -> f32,
+    ) {
+        let mut row = 0;
+        while row + 4 <= self.m {
+            let rows = [row, row + 1, row + 2, row + 3].map(|r| self.lhs_row(r));
+            for col in self.cols.clone() {
+                for (i, v) in x4(self.k, self.rhs_col(col), rows).into_iter().enumerate() {
+                    self.write(row + i, col, v);
+                }
+            }
+            row += 4;
+        }
+        for row in row..self.m {
+            for col in self.cols.clone() {
+                self.write(row, col, one(self.k, self.rhs_col(col), self.lhs_row(row)));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -284,21 +356,34 @@ impl GgmlType for BlockQ4_1 {
 
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
-        // [perimeter patch] the AVX2 kernel; other targets keep the scalar loop.
+        // [perimeter patch] the AVX2 kernel (VNNI where the CPU has it); other targets keep
+        // the scalar loop.
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q4_1_q8_1(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ4_1], ys: &[BlockQ8_1]) -> f32,
+            D => super::avx::vec_dot_q4_1_q8_1::<D>(n, xs, ys));
 
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] always inlined, as the other four-row kernels (see Q5_0's).
-    #[inline(always)]
+    // [perimeter patch] the four-row AVX2 kernel (`matmul` runs it through `matmul_tile`).
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(all(target_feature = "avx2", target_feature = "f16c"))]
-        return super::avx::vec_dot_q4_1_q8_1_x4(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ4_1], ys: [&[BlockQ8_1]; 4]) -> [f32; 4],
+            D => super::avx::vec_dot_q4_1_q8_1_x4::<D>(n, xs, ys));
 
         ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
+    // [perimeter patch] the batch path's loop compiled once per `ByteDot` kind, the kind
+    // chosen once per task (a kernel compiled for VNNI cannot be inlined into the generic loop).
+    #[allow(unreachable_code)]
+    fn matmul_tile(tile: &MatmulTile<'_, Self>) {
+        #[cfg(all(target_feature = "avx2", target_feature = "f16c"))]
+        return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ4_1>) -> (),
+            D => tile.run(super::avx::vec_dot_q4_1_q8_1_x4::<D>, super::avx::vec_dot_q4_1_q8_1::<D>));
+
+        tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -409,24 +494,34 @@ impl GgmlType for BlockQ5_0 {
             (n / qk).is_multiple_of(2),
             "vec_dot_q5_0_q8_0: {n}, nb is not divisible by 2"
         );
-        // [perimeter patch] an AVX2 kernel (upstream always ran the scalar loop below).
+        // [perimeter patch] an AVX2 kernel, VNNI where the CPU has it (upstream always ran the
+        // scalar loop below).
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q5_0_q8_0(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ5_0], ys: &[BlockQ8_0]) -> f32,
+            D => super::avx::vec_dot_q5_0_q8_0::<D>(n, xs, ys));
         #[allow(unreachable_code)]
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches. Always inlined into
-    // `matmul`'s loop: left to the compiler, inlining depended on how the crate was split
-    // into codegen units, and an unrelated edit took it out and made Q5_0's prompt ~15%
-    // slower (BENCHMARKS.md, "Load time").
-    #[inline(always)]
+    // [perimeter patch] the four-row AVX2 kernel (`matmul` runs it through `matmul_tile`).
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q5_0_q8_0_x4(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ5_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4],
+            D => super::avx::vec_dot_q5_0_q8_0_x4::<D>(n, xs, ys));
 
         ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
+    // [perimeter patch] the batch path's loop for Q8_0 activations (`avx::matmul_tile_q8_0`),
+    // compiled once per `ByteDot` kind, the kind chosen once per task.
+    #[allow(unreachable_code)]
+    fn matmul_tile(tile: &MatmulTile<'_, Self>) {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ5_0>) -> (),
+            D => super::avx::matmul_tile_q8_0::<D, BlockQ5_0>(tile, super::avx::q5_0_block, super::avx::vec_dot_q5_0_q8_0::<D>));
+
+        tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
 
     fn vec_dot_unopt(_n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -687,7 +782,8 @@ impl GgmlType for BlockQ8_0 {
     #[allow(unreachable_code)]
     fn vec_dot(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q8_0_q8_0(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32,
+            D => super::avx::vec_dot_q8_0_q8_0::<D>(n, xs, ys));
 
         #[cfg(target_feature = "neon")]
         return super::neon::vec_dot_q8_0_q8_0(n, xs, ys);
@@ -698,14 +794,24 @@ impl GgmlType for BlockQ8_0 {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q5_0's).
-    #[inline(always)]
+    // [perimeter patch] the four-row AVX2 kernel (`matmul` runs it through `matmul_tile`).
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q8_0_q8_0_x4(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ8_0], ys: [&[BlockQ8_0]; 4]) -> [f32; 4],
+            D => super::avx::vec_dot_q8_0_q8_0_x4::<D>(n, xs, ys));
 
         ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
+    // [perimeter patch] as Q5_0's.
+    #[allow(unreachable_code)]
+    fn matmul_tile(tile: &MatmulTile<'_, Self>) {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ8_0>) -> (),
+            D => super::avx::matmul_tile_q8_0::<D, BlockQ8_0>(tile, super::avx::q8_0_block, super::avx::vec_dot_q8_0_q8_0::<D>));
+
+        tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -1422,7 +1528,10 @@ impl GgmlType for BlockQ4K {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q5_0's).
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches. Always inlined into the
+    // tile loop (`MatmulTile::run`): left to the compiler, inlining depended on how the crate
+    // was split into codegen units, and an unrelated edit once took Q5_0's out and made its
+    // prompt ~15% slower (BENCHMARKS.md, "Load time").
     #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
@@ -1990,7 +2099,7 @@ impl GgmlType for BlockQ6K {
         Self::vec_dot_unopt(n, xs, ys)
     }
 
-    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q5_0's).
+    // [perimeter patch] the four-row AVX2 kernel for prompt batches, always inlined (see Q4_K's).
     #[inline(always)]
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
@@ -2395,30 +2504,7 @@ pub fn matmul<T: GgmlType>(
         .into_par_iter()
         .for_each(|block| {
             let cols = block * COLS_PER_TASK..((block + 1) * COLS_PER_TASK).min(n);
-            let lhs_row = |r: usize| &lhs_b[r * k_in_blocks..(r + 1) * k_in_blocks];
-            // Four rows at a time, so a kernel can unpack each weight block once for them.
-            let mut row_idx = 0;
-            while row_idx + 4 <= m {
-                let rows = [lhs_row(row_idx), lhs_row(row_idx + 1), lhs_row(row_idx + 2), lhs_row(row_idx + 3)];
-                for col_idx in cols.clone() {
-                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                    let v = T::vec_dot_x4(k, rhs_col, rows);
-                    for (i, v) in v.into_iter().enumerate() {
-                        // SAFETY: row_idx + i < m and col_idx < n, and each (row, column)
-                        // belongs to exactly one task, so writes are in bounds and never overlap.
-                        unsafe { dst.write((row_idx + i) * n + col_idx, v) };
-                    }
-                }
-                row_idx += 4;
-            }
-            for row_idx in row_idx..m {
-                for col_idx in cols.clone() {
-                    let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                    let v = T::vec_dot(k, rhs_col, lhs_row(row_idx));
-                    // SAFETY: as above.
-                    unsafe { dst.write(row_idx * n + col_idx, v) };
-                }
-            }
+            T::matmul_tile(&MatmulTile { k, m, n, lhs_b: &lhs_b, rhs_t, dst, cols });
         });
     Ok(())
 }

@@ -149,6 +149,16 @@ pub fn set_cpu_threads(threads: usize) {
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
 }
 
+/// The instructions the quantized CPU kernels sum byte products with on this machine
+/// (`avx2`, or `avx-vnni` / `avx512-vnni` where the CPU has them; `CANDLE_CPU_BYTE_DOT` picks
+/// another it has), for benchmark reports.
+pub fn cpu_kernels() -> &'static str {
+    #[cfg(target_feature = "avx2")]
+    return candle_core::quantized::avx::byte_dot().name();
+    #[cfg(not(target_feature = "avx2"))]
+    return "portable";
+}
+
 /// The thread count inference will use.
 pub fn cpu_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
