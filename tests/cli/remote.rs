@@ -82,6 +82,24 @@ fn post(port: u16, token: &str, body: &str) -> String {
     )
 }
 
+/// The body of a raw HTTP response, its chunks joined when it came in chunks.
+fn body_of(reply: &str) -> String {
+    let (head, mut rest) = reply.split_once("\r\n\r\n").unwrap();
+    if !head.contains("Transfer-Encoding: chunked") {
+        return rest.to_string();
+    }
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
 fn ask(sb: &Sandbox, project: &std::path::Path, url: &str, key: Option<&str>, extra: &[&str]) -> Output {
     let mut c = sb.cmd();
     c.args(["ask", "--project"]).arg(project).args(["--server", url, "--max-tokens", "24"]).args(extra);
@@ -127,7 +145,7 @@ fn the_server_holds_an_answer_to_a_json_schema() {
         r#"{{"messages":[{{"role":"user","content":"Say hello."}}],"max_tokens":24,"response_format":{{"type":"json_schema","json_schema":{{"name":"answer","schema":{schema}}}}}}}"#
     );
     let reply = post(s.port, TOKEN, &body);
-    let json: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&body_of(&reply)).unwrap();
     let content = json["choices"][0]["message"]["content"].as_str().unwrap();
     let answer: serde_json::Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("not the schema's JSON ({e}): {content}"));
     assert!(answer["n"].is_i64() && answer.as_object().unwrap().len() == 1, "{content}");
@@ -162,10 +180,26 @@ fn an_answer_whose_client_has_gone_is_stopped() {
         assert!(Instant::now() < deadline, "the answer went on without its client; server log: {}", s.log());
         std::thread::sleep(Duration::from_millis(200));
     }
-    // And a client that stays gets its whole answer, spaces before it or not.
-    let reply = post(s.port, TOKEN, r#"{"messages":[{"role":"user","content":"Say hello."}],"max_tokens":8}"#);
-    let json: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    assert!(json["choices"][0]["message"]["content"].is_string(), "{reply}");
+    // And a client that stays gets its whole answer, its end marked: a client that keeps the
+    // connection alive (Aider's does) must not wait for the connection to close.
+    let body = r#"{"messages":[{"role":"user","content":"Say hello."}],"max_tokens":8}"#;
+    let mut client = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.ends_with(b"\r\n0\r\n\r\n") {
+        let n = client.read(&mut buf).expect("the answer's end never came on a kept-alive connection");
+        assert!(n > 0, "the connection closed before the answer's end: {}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let json: serde_json::Value = serde_json::from_str(&body_of(&String::from_utf8(reply).unwrap())).unwrap();
+    assert!(json["choices"][0]["message"]["content"].is_string(), "{json}");
 }
 
 #[test]

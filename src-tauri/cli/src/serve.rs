@@ -200,7 +200,10 @@ fn complete(shared: &Shared, request: Request, chat: Chat) {
     // The response is written by hand on the raw connection, its head first, so that a
     // heartbeat can go out while the answer is computed (see `Heartbeat`).
     let out: Out = Arc::new(Mutex::new(request.into_writer()));
-    let content_type = if chat.stream { "text/event-stream\r\nCache-Control: no-cache" } else { "application/json" };
+    // The whole answer goes in chunks, so its end is marked: tiny_http keeps a client's
+    // keep-alive connection open after the response, and a client reading to the end of the
+    // connection would wait for ever. (A stream ends with its `[DONE]` event.)
+    let content_type = if chat.stream { "text/event-stream\r\nCache-Control: no-cache" } else { "application/json\r\nTransfer-Encoding: chunked" };
     if !send(&out, format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n").as_bytes()) {
         return;
     }
@@ -211,7 +214,7 @@ fn complete(shared: &Shared, request: Request, chat: Chat) {
     };
     let result = {
         // JSON may start with spaces; an SSE line that starts with a colon is a comment.
-        let _heartbeat = Heartbeat::start(out.clone(), if chat.stream { b": \n\n" } else { b" " }, cancel.clone());
+        let _heartbeat = Heartbeat::start(out.clone(), if chat.stream { b": \n\n" } else { b"1\r\n \r\n" }, cancel.clone());
         if chat.stream && !send(&out, &event(&chunk(json!({"role": "assistant", "content": ""}), Value::Null))) {
             return;
         }
@@ -232,18 +235,24 @@ fn complete(shared: &Shared, request: Request, chat: Chat) {
             send(&out, b"data: [DONE]\n\n");
         }
         Ok(g) => {
-            send(&out, json!({
+            send(&out, &last_chunk(&json!({
                 "id": id, "object": "chat.completion", "created": created, "model": shared.name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text}, "finish_reason": finish_reason(&g)}],
                 "usage": usage(&g),
-            }).to_string().as_bytes());
+            })));
         }
         // The status line has gone out: the error is the body (or the stream's last event).
         Err(e) => {
             let body = json!({"error": {"message": e.to_string(), "type": "server_error"}});
-            send(&out, &if chat.stream { event(&body) } else { body.to_string().into_bytes() });
+            send(&out, &if chat.stream { event(&body) } else { last_chunk(&body) });
         }
     }
+}
+
+/// `body` as the last chunks of a chunked response.
+fn last_chunk(body: &Value) -> Vec<u8> {
+    let body = body.to_string();
+    format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()).into_bytes()
 }
 
 /// The raw connection of one response, shared by the answer and its heartbeat.
