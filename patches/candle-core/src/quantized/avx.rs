@@ -322,23 +322,11 @@ pub(crate) fn matmul_tile_q8_0<D: ByteDotOp, T: GgmlType<VecDotType = BlockQ8_0>
     one_row: impl Fn(usize, &[T], &[BlockQ8_0]) -> f32,
 ) {
     let blocks = tile.k_in_blocks();
-    let mut row = 0;
-    while row + 4 <= tile.m {
-        let ys = [0, 1, 2, 3].map(|i| tile.lhs_row(row + i));
-        let scales = row_scales(ys, blocks);
-        for col in tile.cols.clone() {
-            let v = unsafe { four_rows_q8_0::<D, T>(tile.rhs_col(col), ys, &scales, weights) };
-            for (i, v) in v.into_iter().enumerate() {
-                tile.write(row + i, col, v);
-            }
-        }
-        row += 4;
-    }
-    for row in row..tile.m {
-        for col in tile.cols.clone() {
-            tile.write(row, col, one_row(tile.k, tile.rhs_col(col), tile.lhs_row(row)));
-        }
-    }
+    tile.run_prepared(
+        |ys| row_scales(ys, blocks),
+        |_, xs, ys, scales| unsafe { four_rows_q8_0::<D, T>(xs, ys, scales, weights) },
+        one_row,
+    )
 }
 
 /// [perimeter patch] The Q5_0 block's weights and scale, for [`matmul_tile_q8_0`].

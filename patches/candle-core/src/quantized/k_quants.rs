@@ -115,11 +115,25 @@ impl<T: GgmlType> MatmulTile<'_, T> {
         x4: impl Fn(usize, &[T], [&[T::VecDotType]; 4]) -> [f32; 4],
         one: impl Fn(usize, &[T], &[T::VecDotType]) -> f32,
     ) {
+        self.run_prepared(|_| (), |k, xs, ys, _| x4(k, xs, ys), one)
+    }
+
+    /// [`run`](Self::run) for a four-row kernel that needs something computed from the four
+    /// activation rows (their scales as f32, say): `prepare` runs once per group of four rows,
+    /// not once per column.
+    #[inline(always)]
+    pub fn run_prepared<P>(
+        &self,
+        prepare: impl Fn([&[T::VecDotType]; 4]) -> P,
+        x4: impl Fn(usize, &[T], [&[T::VecDotType]; 4], &P) -> [f32; 4],
+        one: impl Fn(usize, &[T], &[T::VecDotType]) -> f32,
+    ) {
         let mut row = 0;
         while row + 4 <= self.m {
             let rows = [row, row + 1, row + 2, row + 3].map(|r| self.lhs_row(r));
+            let prepared = prepare(rows);
             for col in self.cols.clone() {
-                for (i, v) in x4(self.k, self.rhs_col(col), rows).into_iter().enumerate() {
+                for (i, v) in x4(self.k, self.rhs_col(col), rows, &prepared).into_iter().enumerate() {
                     self.write(row + i, col, v);
                 }
             }
