@@ -141,7 +141,8 @@ fn four_row_kernels_give_exactly_four_single_rows() {
 #[test]
 fn tiled_k_quant_matmul_matches_a_dot_product_per_element() {
     let k = 512;
-    for (m, n) in [(1, 40), (5, 33), (12, 64)] {
+    // Rows around the 4-row groups: 12 = 3·4, 13 = 3·4 + 1, 23 = 5·4 + 3.
+    for (m, n) in [(1, 40), (5, 33), (12, 64), (13, 33), (23, 40)] {
         let lhs = values(m * k, 50 + m as u64);
         let q4 = quantize::<BlockQ4K>(&values(n * k, 60 + n as u64));
         let q6 = quantize::<BlockQ6K>(&values(n * k, 70 + n as u64));
@@ -159,6 +160,10 @@ fn tiled_k_quant_matmul_matches_a_dot_product_per_element() {
                 let (got4, got6) = (dst4[row * n + col], dst6[row * n + col]);
                 assert!(close(got4, want4), "Q4K m={m} n={n} [{row},{col}]: {got4} vs {want4}");
                 assert!(close(got6, want6), "Q6K m={m} n={n} [{row},{col}]: {got6} vs {want6}");
+                // and bit for bit what the one-row kernel gives (the groups of rows only share work)
+                let cols = col * blocks..(col + 1) * blocks;
+                assert_eq!(got4.to_bits(), BlockQ4K::vec_dot(k, &q4[cols.clone()], &lhs_row).to_bits(), "Q4K m={m} [{row},{col}]");
+                assert_eq!(got6.to_bits(), BlockQ6K::vec_dot(k, &q6[cols], &lhs_row).to_bits(), "Q6K m={m} [{row},{col}]");
             }
         }
     }
@@ -214,8 +219,9 @@ fn q8_0_activation_tiles_give_exactly_one_dot_product_per_element() {
             }
         }
     }
-    // 896 and 4864: Qwen2.5-Coder-0.5B's sizes; rows and columns around the 4-row and 32-column tiles.
-    for (k, m, n) in [(896, 2, 33), (896, 4, 32), (896, 13, 70), (4864, 9, 40)] {
+    // 896 and 4864: Qwen2.5-Coder-0.5B's sizes; rows around the 8-row and 4-row groups (13 =
+    // 8 + 4 + 1, 15 = 8 + 4 + 3, 16 = 8 + 8) and columns around the 32-column tiles.
+    for (k, m, n) in [(896, 2, 33), (896, 4, 32), (896, 13, 70), (896, 15, 20), (896, 16, 33), (4864, 9, 40)] {
         check::<BlockQ5_0>(k, m, n);
         check::<BlockQ8_0>(k, m, n);
     }
@@ -234,7 +240,7 @@ fn vnni_kernels_give_the_avx2_bits() {
         let ys: Vec<Vec<T::VecDotType>> = (0..4).map(|r| quantize::<T::VecDotType>(&values(k, seed + 1 + r))).collect();
         let mut out = vec![T::vec_dot(k, &x, &ys[0])];
         out.extend(T::vec_dot_x4(k, &x, [&ys[0], &ys[1], &ys[2], &ys[3]]));
-        let (m, n) = (7, 40);
+        let (m, n) = (15, 40); // an 8-row group, a 4-row group and three single rows
         let lhs = values(m * k, seed + 7);
         let rhs_t = quantize::<T>(&values(n * k, seed + 8));
         let mut dst = vec![0f32; m * n];

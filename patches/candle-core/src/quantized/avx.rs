@@ -262,7 +262,7 @@ pub(crate) fn vec_dot_q5_0_q8_0_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ5_0], ys:
         n.is_multiple_of(QK8_0),
         "vec_dot_q5_0_q8_0: {n} is not divisible by {QK8_0}"
     );
-    unsafe { four_rows_q8_0::<D, _>(xs, ys, &row_scales(ys, xs.len()), q5_0_block) }
+    unsafe { rows_q8_0::<D, _, 4>(xs, ys, &row_scales(ys, xs.len()), q5_0_block) }
 }
 
 /// [perimeter patch] [`vec_dot_q8_0_q8_0`] for four activation rows at once (the weights' signs
@@ -273,31 +273,31 @@ pub(crate) fn vec_dot_q8_0_q8_0_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ8_0], ys:
         n.is_multiple_of(QK8_0),
         "vec_dot_q8_0_q8_0: {n} is not divisible by {QK8_0}"
     );
-    unsafe { four_rows_q8_0::<D, _>(xs, ys, &row_scales(ys, xs.len()), q8_0_block) }
+    unsafe { rows_q8_0::<D, _, 4>(xs, ys, &row_scales(ys, xs.len()), q8_0_block) }
 }
 
-/// The four rows' block scales as f32, block by block (one array, so the kernel holds one
-/// pointer for them, not four).
+/// The rows' block scales as f32, block by block (one array, so the kernel holds one pointer
+/// for them, not one a row).
 #[inline(always)]
-fn row_scales(ys: [&[BlockQ8_0]; 4], blocks: usize) -> Vec<[f32; 4]> {
+fn row_scales<const R: usize>(ys: [&[BlockQ8_0]; R], blocks: usize) -> Vec<[f32; R]> {
     (0..blocks).map(|b| ys.map(|ys| f16::to_f32(ys[b].d))).collect()
 }
 
-/// [perimeter patch] The four-row kernel of the weight types whose activations are Q8_0 (Q5_0,
+/// [perimeter patch] The R-row kernel of the weight types whose activations are Q8_0 (Q5_0,
 /// Q8_0): `weights` gives a block's weights as signed bytes and its scale; `y_d[b]` holds the
 /// rows' scales of block b as f32, converted by the caller (once for many columns, in `matmul`).
 /// Each row's arithmetic is the one-row kernels' (`dot_i8_float` and one FMA a block), with
-/// the weights' absolute values taken once for the four rows.
+/// the weights assembled and their absolute values taken once for the R rows.
 #[inline(always)]
-unsafe fn four_rows_q8_0<D: ByteDotOp, T>(
+unsafe fn rows_q8_0<D: ByteDotOp, T, const R: usize>(
     xs: &[T],
-    ys: [&[BlockQ8_0]; 4],
-    y_d: &[[f32; 4]],
+    ys: [&[BlockQ8_0]; R],
+    y_d: &[[f32; R]],
     weights: impl Fn(&T) -> (__m256i, f32),
-) -> [f32; 4] {
+) -> [f32; R] {
     let ys = ys.map(|ys| &ys[..xs.len()]);
     let y_d = &y_d[..xs.len()];
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = [_mm256_setzero_ps(); R];
     for (b, x) in xs.iter().enumerate() {
         let (bx, x_d) = weights(x);
         let ax = _mm256_sign_epi8(bx, bx);
@@ -311,10 +311,11 @@ unsafe fn four_rows_q8_0<D: ByteDotOp, T>(
     acc.map(|acc| hsum_float_8(acc))
 }
 
-/// [perimeter patch] One task of `matmul`'s batch path for Q5_0 and Q8_0 weights: four rows at
-/// a time against each of the task's columns, the four rows' block scales converted from f16
-/// once for all the columns (the one-row kernel converts them once per column), the rows left
-/// over one at a time. The same values as `vec_dot` per element, bit for bit.
+/// [perimeter patch] One task of `matmul`'s batch path for Q5_0 and Q8_0 weights: eight rows at
+/// a time against each of the task's columns (each weight block assembled once for eight rows),
+/// then four, the rows' block scales converted from f16 once for all the columns (the one-row
+/// kernel converts them once per column), the rows left over one at a time. The same values as
+/// `vec_dot` per element, bit for bit.
 #[inline(always)]
 pub(crate) fn matmul_tile_q8_0<D: ByteDotOp, T: GgmlType<VecDotType = BlockQ8_0>>(
     tile: &MatmulTile<'_, T>,
@@ -322,11 +323,17 @@ pub(crate) fn matmul_tile_q8_0<D: ByteDotOp, T: GgmlType<VecDotType = BlockQ8_0>
     one_row: impl Fn(usize, &[T], &[BlockQ8_0]) -> f32,
 ) {
     let blocks = tile.k_in_blocks();
-    tile.run_prepared(
+    let eights = tile.run_groups::<8, _>(
+        0,
         |ys| row_scales(ys, blocks),
-        |_, xs, ys, scales| unsafe { four_rows_q8_0::<D, T>(xs, ys, scales, weights) },
-        one_row,
-    )
+        |_, xs, ys, scales| unsafe { rows_q8_0::<D, T, 8>(xs, ys, scales, weights) },
+    );
+    let fours = tile.run_groups::<4, _>(
+        eights,
+        |ys| row_scales(ys, blocks),
+        |_, xs, ys, scales| unsafe { rows_q8_0::<D, T, 4>(xs, ys, scales, weights) },
+    );
+    tile.run_singles(fours, one_row)
 }
 
 /// [perimeter patch] The Q5_0 block's weights and scale, for [`matmul_tile_q8_0`].

@@ -115,31 +115,38 @@ impl<T: GgmlType> MatmulTile<'_, T> {
         x4: impl Fn(usize, &[T], [&[T::VecDotType]; 4]) -> [f32; 4],
         one: impl Fn(usize, &[T], &[T::VecDotType]) -> f32,
     ) {
-        self.run_prepared(|_| (), |k, xs, ys, _| x4(k, xs, ys), one)
+        let rest = self.run_groups::<4, ()>(0, |_| (), |k, xs, ys, _| x4(k, xs, ys));
+        self.run_singles(rest, one)
     }
 
-    /// [`run`](Self::run) for a four-row kernel that needs something computed from the four
-    /// activation rows (their scales as f32, say): `prepare` runs once per group of four rows,
-    /// not once per column.
+    /// Rows `from..` in groups of `R` against every column with a kernel for R rows, which
+    /// gets what `prepare` computed from the group's rows (their scales as f32, say) once per
+    /// group, not once per column. Returns the first row left over (fewer than R remain).
     #[inline(always)]
-    pub fn run_prepared<P>(
+    pub fn run_groups<const R: usize, P>(
         &self,
-        prepare: impl Fn([&[T::VecDotType]; 4]) -> P,
-        x4: impl Fn(usize, &[T], [&[T::VecDotType]; 4], &P) -> [f32; 4],
-        one: impl Fn(usize, &[T], &[T::VecDotType]) -> f32,
-    ) {
-        let mut row = 0;
-        while row + 4 <= self.m {
-            let rows = [row, row + 1, row + 2, row + 3].map(|r| self.lhs_row(r));
+        from: usize,
+        prepare: impl Fn([&[T::VecDotType]; R]) -> P,
+        rows_kernel: impl Fn(usize, &[T], [&[T::VecDotType]; R], &P) -> [f32; R],
+    ) -> usize {
+        let mut row = from;
+        while row + R <= self.m {
+            let rows: [_; R] = std::array::from_fn(|i| self.lhs_row(row + i));
             let prepared = prepare(rows);
             for col in self.cols.clone() {
-                for (i, v) in x4(self.k, self.rhs_col(col), rows, &prepared).into_iter().enumerate() {
+                for (i, v) in rows_kernel(self.k, self.rhs_col(col), rows, &prepared).into_iter().enumerate() {
                     self.write(row + i, col, v);
                 }
             }
-            row += 4;
+            row += R;
         }
-        for row in row..self.m {
+        row
+    }
+
+    /// Rows `from..` one at a time against every column.
+    #[inline(always)]
+    pub fn run_singles(&self, from: usize, one: impl Fn(usize, &[T], &[T::VecDotType]) -> f32) {
+        for row in from..self.m {
             for col in self.cols.clone() {
                 self.write(row, col, one(self.k, self.rhs_col(col), self.lhs_row(row)));
             }
