@@ -227,9 +227,10 @@ fn q8_0_activation_tiles_give_exactly_one_dot_product_per_element() {
     }
 }
 
-/// The byte-product kernels (Q4_1, Q5_0, Q8_0: one row, four rows, the batch matmul) give the
-/// same bits with every instruction set this CPU has as with AVX2. Where the CPU has no VNNI
-/// (the CI machine may not) only AVX2 runs, and the test says so.
+/// The byte-product kernels (Q4_1, Q5_0, Q8_0: one row, four rows, the batch matmul; Q4_K and
+/// Q6_K: four rows, the batch matmul) give the same bits with every instruction set this CPU
+/// has as with AVX2. Where the CPU has no VNNI (the CI machine may not) only AVX2 runs, and the
+/// test says so.
 #[cfg(target_feature = "avx2")]
 #[test]
 fn vnni_kernels_give_the_avx2_bits() {
@@ -249,7 +250,14 @@ fn vnni_kernels_give_the_avx2_bits() {
         out.into_iter().map(f32::to_bits).collect()
     }
     fn all() -> Vec<Vec<u32>> {
-        vec![results::<BlockQ4_1>(576, 1), results::<BlockQ5_0>(896, 2), results::<BlockQ8_0>(896, 3), results::<BlockQ5_0>(4864, 4)]
+        vec![
+            results::<BlockQ4_1>(576, 1),
+            results::<BlockQ5_0>(896, 2),
+            results::<BlockQ8_0>(896, 3),
+            results::<BlockQ5_0>(4864, 4),
+            results::<BlockQ4K>(1536, 5),
+            results::<BlockQ6K>(1536, 6),
+        ]
     }
 
     let chosen = byte_dot();

@@ -1557,9 +1557,21 @@ impl GgmlType for BlockQ4K {
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q4k_q8k_x4(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ4K], ys: [&[BlockQ8K]; 4]) -> [f32; 4],
+            D => super::avx::vec_dot_q4k_q8k_x4::<D>(n, xs, ys));
 
         ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
+    // [perimeter patch] the batch path's loop compiled once per `ByteDot` kind, the kind chosen
+    // once per task (the four-row kernel's scaled sums are one `vpdpwssd` with VNNI).
+    #[allow(unreachable_code)]
+    fn matmul_tile(tile: &MatmulTile<'_, Self>) {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ4K>) -> (),
+            D => tile.run(super::avx::vec_dot_q4k_q8k_x4::<D>, super::avx::vec_dot_q4k_q8k));
+
+        tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
@@ -2125,9 +2137,21 @@ impl GgmlType for BlockQ6K {
     #[allow(unreachable_code)]
     fn vec_dot_x4(n: usize, xs: &[Self], ys: [&[Self::VecDotType]; 4]) -> [f32; 4] {
         #[cfg(target_feature = "avx2")]
-        return super::avx::vec_dot_q6k_q8k_x4(n, xs, ys);
+        return super::avx::with_byte_dot!((n: usize, xs: &[BlockQ6K], ys: [&[BlockQ8K]; 4]) -> [f32; 4],
+            D => super::avx::vec_dot_q6k_q8k_x4::<D>(n, xs, ys));
 
         ys.map(|ys| Self::vec_dot(n, xs, ys))
+    }
+
+    // [perimeter patch] the batch path's loop compiled once per `ByteDot` kind, the kind chosen
+    // once per task (the four-row kernel's scaled sums are one `vpdpwssd` with VNNI).
+    #[allow(unreachable_code)]
+    fn matmul_tile(tile: &MatmulTile<'_, Self>) {
+        #[cfg(target_feature = "avx2")]
+        return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ6K>) -> (),
+            D => tile.run(super::avx::vec_dot_q6k_q8k_x4::<D>, super::avx::vec_dot_q6k_q8k));
+
+        tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
 
     fn vec_dot_unopt(n: usize, xs: &[Self], ys: &[Self::VecDotType]) -> f32 {
