@@ -71,6 +71,8 @@ fn qwen_runs_the_smoke_benchmark_and_every_try_is_recorded() {
             assert!(t["prompt_tokens"].as_u64().unwrap() > 100, "{t}");
             assert!(t["answer_tokens"].as_u64().unwrap() > 0, "{t}");
             assert!(t["test_seconds"].as_f64().unwrap() > 0.0, "{t}");
+            // Reading a 100-token prompt and writing an answer costs the model CPU time.
+            assert!(t["cpu_seconds"].as_f64().unwrap() > 0.0, "{t}");
             let passed = t["tests_passed"].as_bool().unwrap();
             assert!(passed || !t["test_output_head"].as_str().unwrap().is_empty(), "a failure says why: {t}");
             // Only a failed first try earns a second.
@@ -108,6 +110,7 @@ fn the_agent_runs_the_visible_tests_confined_and_the_hidden_ones_judge() {
     assert!((1..=2).contains(&tries.len()), "one try per edit-and-test round: {tries:?}");
     for t in tries {
         assert!(t["prompt_tokens"].as_u64().unwrap() > 100 && t["answer_tokens"].as_u64().unwrap() > 0, "{t}");
+        assert!(t["cpu_seconds"].as_f64().unwrap() > 0.0, "{t}");
         assert!(!t["test_output_head"].as_str().unwrap().is_empty() || t["tests_passed"].as_bool().unwrap(), "{t}");
     }
 
@@ -122,4 +125,36 @@ fn the_agent_runs_the_visible_tests_confined_and_the_hidden_ones_judge() {
     }
     // The hidden tests judged the end, and are gone again.
     assert!(!work.join("perimeter-agent/javascript/initials/initials.spec.js").exists());
+}
+
+#[test]
+fn a_pause_file_holds_the_run_between_exercises() {
+    let sb = Sandbox::new();
+    let results = sb.dir.path().join("results.jsonl");
+    let pause = sb.dir.path().join("results.jsonl.pause");
+    std::fs::write(&pause, "").unwrap();
+    let mut child = bench(&sb)
+        .arg("--model")
+        .arg(dev_model())
+        .arg("--out")
+        .arg(&results)
+        .args(["--limit", "1", "--tries", "1", "--max-tokens", "32"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("paused: remove") {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "ended before pausing: {seen}");
+        seen.push_str(&line);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!results.exists(), "no exercise ran while paused");
+    std::fs::remove_file(&pause).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{seen}{rest}");
+    assert!(rest.contains("going on"), "{rest}");
+    assert_eq!(json_lines(&std::fs::read(&results).unwrap()).len(), 1);
 }

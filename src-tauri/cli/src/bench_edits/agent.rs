@@ -13,6 +13,7 @@ use perimeter_engine::index::ProjectIndex;
 use perimeter_engine::inference::{CancellationToken, Model};
 
 use super::assistants::TryReport;
+use super::cpu::CpuClock;
 use super::exercise::{copy_files, Exercise, Language};
 use super::tests::{head_for_retry, own_workspace, Toolchain};
 
@@ -28,7 +29,14 @@ pub struct Agent<'a> {
 impl Agent<'_> {
     /// Works on `exercise` in `workspace` (its starting files already there); `data` is the
     /// project's data folder (index, proposals, history, command settings and log).
-    pub async fn solve(&self, exercise: &Exercise, workspace: &Path, data: &Path, toolchain: &Toolchain) -> anyhow::Result<Vec<TryReport>> {
+    pub async fn solve(
+        &self,
+        exercise: &Exercise,
+        workspace: &Path,
+        data: &Path,
+        toolchain: &Toolchain,
+        clock: &CpuClock,
+    ) -> anyhow::Result<Vec<TryReport>> {
         // The tests are part of the project, as in a user's repository.
         copy_files(&exercise.dir, workspace, &exercise.hidden)?;
         toolchain.prepare(exercise, workspace)?;
@@ -58,12 +66,15 @@ impl Agent<'_> {
         };
         let mode = self.mode.unwrap_or_else(|| Mode::for_model(self.model.parameter_count()));
         let brain = ModelBrain { model: self.model };
-        // When each step started and ended: the tries' model time and test time.
-        let mut started: Vec<Instant> = Vec::new();
-        let mut seconds: Vec<f64> = Vec::new();
+        // When each step started and what it cost: the tries' model time and test time.
+        let mut started: Option<(Instant, Option<f64>)> = None;
+        let mut costs: Vec<StepCost> = Vec::new();
         let mut events = |e: AgentEvent| match e {
-            AgentEvent::Call { .. } => started.push(Instant::now()),
-            AgentEvent::Step { .. } => seconds.push(started.last().map_or(0.0, |s| s.elapsed().as_secs_f64())),
+            AgentEvent::Call { .. } => started = Some((Instant::now(), clock.now())),
+            AgentEvent::Step { .. } => costs.push(started.map_or(StepCost::default(), |(wall, cpu)| StepCost {
+                seconds: wall.elapsed().as_secs_f64(),
+                cpu_seconds: clock.since(cpu),
+            })),
             _ => {}
         };
         // Only the test command runs (auto-tests); anything else the agent asks for is declined.
@@ -72,19 +83,33 @@ impl Agent<'_> {
         let report = agent::run(&brain, &bench, &task, mode, &options, &mut events, &mut approve, &CancellationToken::new()).await?;
         // Every step with its full output, to read failures.
         std::fs::write(data.join("agent-run.json"), serde_json::to_string_pretty(&report)?)?;
-        Ok(tries(&report, &seconds, &bench.proposals))
+        Ok(tries(&report, &costs, &bench.proposals))
     }
+}
+
+/// Wall-clock and CPU seconds of one step.
+#[derive(Debug, Clone, Copy, Default)]
+struct StepCost {
+    seconds: f64,
+    cpu_seconds: Option<f64>,
 }
 
 /// The run's steps as tries: each edit starts one, the tests that follow end it. Steps that are
 /// neither (free tool use reading and searching) count toward the try they fall in.
-fn tries(report: &AgentReport, seconds: &[f64], proposals: &Proposals) -> Vec<TryReport> {
+fn tries(report: &AgentReport, costs: &[StepCost], proposals: &Proposals) -> Vec<TryReport> {
     let mut tries: Vec<TryReport> = Vec::new();
-    for (step, secs) in report.steps.iter().zip(seconds.iter().copied().chain(std::iter::repeat(0.0))) {
+    for (step, cost) in report.steps.iter().zip(costs.iter().copied().chain(std::iter::repeat(StepCost::default()))) {
         let outcome = &step.outcome;
+        let secs = cost.seconds;
         match &step.call {
             Some(ToolCall::Edit { .. }) => {
-                let mut t = TryReport { edited: outcome.change.is_some(), seconds: secs, answer_tokens: outcome.tokens, ..TryReport::default() };
+                let mut t = TryReport {
+                    edited: outcome.change.is_some(),
+                    seconds: secs,
+                    cpu_seconds: cost.cpu_seconds,
+                    answer_tokens: outcome.tokens,
+                    ..TryReport::default()
+                };
                 if !t.edited {
                     t.no_edit_reason = Some(outcome.summary.clone());
                 }
@@ -103,6 +128,7 @@ fn tries(report: &AgentReport, seconds: &[f64], proposals: &Proposals) -> Vec<Tr
             _ => {
                 let t = current(&mut tries);
                 t.seconds += secs;
+                t.cpu_seconds = add(t.cpu_seconds, cost.cpu_seconds);
                 t.answer_tokens += step.usage.as_ref().map_or(0, |u| u.completion_tokens);
                 t.prompt_tokens += step.usage.as_ref().and_then(|u| u.prompt_tokens).unwrap_or(0);
             }
@@ -114,9 +140,14 @@ fn tries(report: &AgentReport, seconds: &[f64], proposals: &Proposals) -> Vec<Tr
     tries
 }
 
+/// A sum that stays unknown when either part is.
+fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? + b?)
+}
+
 fn current(tries: &mut Vec<TryReport>) -> &mut TryReport {
     if tries.is_empty() {
-        tries.push(TryReport::default());
+        tries.push(TryReport { cpu_seconds: Some(0.0), ..TryReport::default() });
     }
     tries.last_mut().expect("one at least")
 }

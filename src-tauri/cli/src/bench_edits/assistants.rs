@@ -25,6 +25,10 @@ pub struct TryReport {
     pub answer_tokens: usize,
     /// Time the assistant took (model and editing), not the tests.
     pub seconds: f64,
+    /// CPU seconds the assistant and the model server spent in that time (`cpu.rs`); absent in
+    /// results written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
     pub tests_passed: bool,
     pub tests_timed_out: bool,
     pub test_seconds: f64,
@@ -98,6 +102,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server's process id, to read its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(model_path: &Path, threads: Option<usize>, max_tokens: usize, port: u16) -> anyhow::Result<Server> {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);

@@ -6,6 +6,7 @@
 
 mod agent;
 mod assistants;
+mod cpu;
 mod exercise;
 mod report;
 mod tests;
@@ -25,6 +26,7 @@ use perimeter_engine::session::{Overrides, Session};
 
 use agent::Agent;
 use assistants::{Aider, Perimeter, Server, TryReport};
+use cpu::CpuClock;
 use exercise::{copy_files, Exercise, Language};
 use report::ExerciseResult;
 use tests::Toolchain;
@@ -56,6 +58,8 @@ pub struct EditsArgs {
     #[arg(long)]
     js_modules: Option<PathBuf>,
     /// Results, one JSON line per exercise and assistant; a run resumes where this file ends.
+    /// While a file named like it with `.pause` added exists, the run waits before the next
+    /// exercise (to free the machine without distorting the seconds of a try).
     #[arg(long)]
     out: PathBuf,
     /// Where the exercise projects are made (kept, to read failures); default: beside --out.
@@ -136,7 +140,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
     let model_name = path.file_stem().map_or_else(|| model.name(), |s| s.to_string_lossy().into_owned());
     let perimeter = Perimeter { model: &model, format: args.format, max_tokens: args.max_tokens, temperature: args.temperature };
     let agent = Agent { model: &model, mode: args.agent_mode, rounds: args.tries };
-    let (_server, aider) = if args.assistants.contains(&AssistantKind::Aider) {
+    let (server, aider) = if args.assistants.contains(&AssistantKind::Aider) {
         let server = Server::start(&path, Some(cpu_threads()), args.max_tokens, args.port)?;
         let aider = Aider {
             executable: args.aider.clone(),
@@ -150,6 +154,9 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         (None, None)
     };
 
+    let clock = CpuClock::new(server.as_ref().map(Server::pid));
+    let pause = pause_file(&args.out);
+
     let done = report::read(&args.out)?;
     let todo: Vec<(&Exercise, AssistantKind)> = exercises
         .iter()
@@ -162,6 +169,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         say(&bar, format!("resuming: {} of {} already in {}", exercises.len() * args.assistants.len() - todo.len(), exercises.len() * args.assistants.len(), args.out.display()));
     }
     for (exercise, kind) in todo {
+        wait_while_paused(&pause, &bar);
         let workspace = work.join(kind.name()).join(exercise.language.folder()).join(&exercise.name);
         // The index and the proposal records, outside the project as in a user's data folder.
         let index_dir = work.join(kind.name()).join(".perimeter").join(exercise.id().replace('/', "-")).join("index");
@@ -175,7 +183,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(format!("{} · {}", exercise.id(), kind.name()));
             let data = index_dir.parent().expect("under .perimeter");
             std::fs::create_dir_all(data)?;
-            tries = agent.solve(exercise, &workspace, data, &toolchain).await.unwrap_or_else(|e| {
+            tries = agent.solve(exercise, &workspace, data, &toolchain, &clock).await.unwrap_or_else(|e| {
                 vec![TryReport { no_edit_reason: Some(format!("error: {e:#}")), ..TryReport::default() }]
             });
             let test = run_hidden_tests(exercise, &workspace, &toolchain)?;
@@ -192,6 +200,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
             let mut report = TryReport::default();
             let before = assistants::snapshot(&workspace, &exercise.solution);
             let started = Instant::now();
+            let cpu_started = clock.now();
             let outcome = match (kind, &aider) {
                 (AssistantKind::Perimeter, _) => {
                     // A retry follows up on the first request and answer, as a user would in
@@ -213,6 +222,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
                 report.no_edit_reason = Some(format!("error: {e:#}"));
             }
             report.seconds = started.elapsed().as_secs_f64();
+            report.cpu_seconds = clock.since(cpu_started);
             report.edited = assistants::snapshot(&workspace, &exercise.solution) != before;
             let test = run_hidden_tests(exercise, &workspace, &toolchain)?;
             report.tests_passed = test.passed;
@@ -247,6 +257,24 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         .collect();
     println!("{}", report::table(&report::summarize(&all)));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `<out>.pause`: while it exists, the run waits between exercises.
+fn pause_file(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".pause");
+    PathBuf::from(name)
+}
+
+fn wait_while_paused(pause: &Path, bar: &ProgressBar) {
+    if !pause.exists() {
+        return;
+    }
+    say(bar, format!("paused: remove {} to go on", pause.display()));
+    while pause.exists() {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    say(bar, "going on".into());
 }
 
 /// A line above the progress bar, or on stderr when there is no bar (not a terminal).

@@ -61,6 +61,8 @@ pub struct Summary {
     pub no_edit_share: f64,
     pub minutes: f64,
     pub seconds_per_exercise: f64,
+    /// CPU minutes of the assistant and the model (unknown when a result predates the measure).
+    pub cpu_minutes: Option<f64>,
     pub prompt_tokens: usize,
     pub answer_tokens: usize,
 }
@@ -93,6 +95,7 @@ pub fn summarize(results: &[ExerciseResult]) -> Vec<Summary> {
                 no_edit_share: 100.0 * tries.iter().filter(|t| !t.edited).count() as f64 / tries.len().max(1) as f64,
                 minutes: seconds / 60.0,
                 seconds_per_exercise: seconds / n,
+                cpu_minutes: tries.iter().map(|t| t.cpu_seconds).sum::<Option<f64>>().map(|s| s / 60.0),
                 prompt_tokens: tries.iter().map(|t| t.prompt_tokens).sum(),
                 answer_tokens: tries.iter().map(|t| t.answer_tokens).sum(),
             }
@@ -103,13 +106,23 @@ pub fn summarize(results: &[ExerciseResult]) -> Vec<Summary> {
 /// The summaries as a Markdown table.
 pub fn table(summaries: &[Summary]) -> String {
     let mut out = String::from(
-        "| assistant | model | exercises | pass@1 | pass@2 | no usable edit (tries) | minutes | s / exercise | tokens in / out |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| assistant | model | exercises | pass@1 | pass@2 | no usable edit (tries) | minutes | s / exercise | CPU minutes | tokens in / out |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in summaries {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1} | {:.0} | {} / {} |\n",
-            s.assistant, s.model, s.exercises, s.pass_at_1, s.pass_at_2, s.no_edit_share, s.minutes, s.seconds_per_exercise, s.prompt_tokens, s.answer_tokens
+            "| {} | {} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1} | {:.0} | {} | {} / {} |\n",
+            s.assistant,
+            s.model,
+            s.exercises,
+            s.pass_at_1,
+            s.pass_at_2,
+            s.no_edit_share,
+            s.minutes,
+            s.seconds_per_exercise,
+            s.cpu_minutes.map_or_else(|| "–".to_string(), |m| format!("{m:.1}")),
+            s.prompt_tokens,
+            s.answer_tokens
         ));
     }
     out
@@ -145,5 +158,18 @@ mod tests {
         assert_eq!((aider.pass_at_1, aider.pass_at_2), (0.0, 50.0));
         // Three of aider's four tries changed nothing.
         assert_eq!(aider.no_edit_share, 75.0);
+    }
+
+    #[test]
+    fn cpu_minutes_are_unknown_when_one_try_predates_the_measure() {
+        let mut measured = result("go/a", "perimeter", &[false, true]);
+        for t in &mut measured.tries {
+            t.cpu_seconds = Some(45.0);
+        }
+        let old = result("go/a", "aider", &[false, false]);
+        let s = summarize(&[measured, old]);
+        assert_eq!(s.iter().find(|s| s.assistant == "perimeter").unwrap().cpu_minutes, Some(1.5));
+        assert_eq!(s.iter().find(|s| s.assistant == "aider").unwrap().cpu_minutes, None);
+        assert!(table(&s).contains("| 1.5 |"));
     }
 }
