@@ -220,15 +220,28 @@ fn q8_0_activation_tiles_give_exactly_one_dot_product_per_element() {
         }
     }
     // 896 and 4864: Qwen2.5-Coder-0.5B's sizes; rows around the 8-row and 4-row groups (13 =
-    // 8 + 4 + 1, 15 = 8 + 4 + 3, 16 = 8 + 8) and columns around the 32-column tiles.
-    for (k, m, n) in [(896, 2, 33), (896, 4, 32), (896, 13, 70), (896, 15, 20), (896, 16, 33), (4864, 9, 40)] {
+    // 8 + 4 + 1, 15 = 8 + 4 + 3, 16 = 8 + 8) and columns around the 32-column tiles. One row
+    // (decoding) runs four columns at a time: column counts around groups of 4 and the larger
+    // tasks of a wide matrix (5003 columns: 78 a task, the last one short).
+    for (k, m, n) in [
+        (896, 2, 33),
+        (896, 4, 32),
+        (896, 13, 70),
+        (896, 15, 20),
+        (896, 16, 33),
+        (4864, 9, 40),
+        (896, 1, 3),
+        (896, 1, 70),
+        (4864, 1, 131),
+        (896, 1, 5003),
+    ] {
         check::<BlockQ5_0>(k, m, n);
         check::<BlockQ8_0>(k, m, n);
     }
 }
 
-/// The byte-product kernels (Q4_1, Q5_0, Q8_0: one row, four rows, the batch matmul; Q4_K and
-/// Q6_K: four rows, the batch matmul) give the same bits with every instruction set this CPU
+/// The byte-product kernels (Q4_1, Q5_0, Q8_0: one row, four rows, the batch and one-row
+/// matmul; Q4_K and Q6_K: four rows, the batch matmul) give the same bits with every instruction set this CPU
 /// has as with AVX2. Where the CPU has no VNNI (the CI machine may not) only AVX2 runs, and the
 /// test says so.
 #[cfg(target_feature = "avx2")]
@@ -247,6 +260,11 @@ fn vnni_kernels_give_the_avx2_bits() {
         let mut dst = vec![0f32; m * n];
         matmul((m, k, n), &lhs, &rhs_t, &mut dst).unwrap();
         out.extend(dst);
+        // and one row (decoding), columns four at a time and one left over
+        let mut row = vec![0f32; n + 1];
+        let rhs_t = quantize::<T>(&values((n + 1) * k, seed + 9));
+        matmul((1, k, n + 1), &lhs[..k], &rhs_t, &mut row).unwrap();
+        out.extend(row);
         out.into_iter().map(f32::to_bits).collect()
     }
     fn all() -> Vec<Vec<u32>> {

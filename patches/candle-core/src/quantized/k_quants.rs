@@ -2525,30 +2525,18 @@ pub fn matmul<T: GgmlType>(
             .for_each(|(lhs_b, lhs)| T::VecDotType::from_float(lhs, lhs_b));
     }
 
-    if m == 1 {
-        let lhs_row = &lhs_b[..k_in_blocks];
-        dst[..n]
-            .par_iter_mut()
-            .enumerate()
-            .with_min_len(128)
-            .with_max_len(512)
-            .for_each(|(col_idx, dst)| {
-                let rhs_col = &rhs_t[col_idx * k_in_blocks..(col_idx + 1) * k_in_blocks];
-                *dst = T::vec_dot(k, rhs_col, lhs_row);
-            });
-        return Ok(());
-    }
-
-    // [perimeter patch] A batch of rows (prompt processing): one parallel task per block of
-    // weight columns, running every row against it, so the block is read from memory once and
-    // stays in cache while the (smaller, quantized) activations stream past it. Upstream ran
-    // one parallel loop per row, reading the whole weight matrix once per row.
-    const COLS_PER_TASK: usize = 32;
+    // [perimeter patch] One parallel task per block of weight columns, running every row
+    // against it, so the block is read from memory once and stays in cache while the (smaller,
+    // quantized) activations stream past it. Upstream ran one parallel loop per row, reading the
+    // whole weight matrix once per row. One row (decoding) reads each column once anyway: its
+    // tasks are larger, a few dozen per matrix, so that a 150k-column output matrix is not
+    // thousands of tasks.
+    let cols_per_task = if m == 1 { (n / 64).clamp(64, 512) } else { 32 };
     let dst = SyncPtr(dst.as_mut_ptr());
-    (0..n.div_ceil(COLS_PER_TASK))
+    (0..n.div_ceil(cols_per_task))
         .into_par_iter()
         .for_each(|block| {
-            let cols = block * COLS_PER_TASK..((block + 1) * COLS_PER_TASK).min(n);
+            let cols = block * cols_per_task..((block + 1) * cols_per_task).min(n);
             T::matmul_tile(&MatmulTile { k, m, n, lhs_b: &lhs_b, rhs_t, dst, cols });
         });
     Ok(())
