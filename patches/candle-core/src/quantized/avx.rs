@@ -308,7 +308,8 @@ fn row_scales<const R: usize>(ys: [&[BlockQ8_0]; R], blocks: usize) -> Vec<[f32;
 /// Q8_0): `weights` gives a block's weights as signed bytes and its scale; `y_d[b]` holds the
 /// rows' scales of block b as f32, converted by the caller (once for many columns, in `matmul`).
 /// Each row's arithmetic is the one-row kernels' (`dot_i8_float` and one FMA a block), with
-/// the weights assembled and their absolute values taken once for the R rows.
+/// the weights assembled and their absolute values taken once for the R rows. One row
+/// (decoding) reads every weight once from memory, so it asks for them `PREFETCH_BYTES` ahead.
 #[inline(always)]
 unsafe fn rows_q8_0<D: ByteDotOp, T, const R: usize>(
     xs: &[T],
@@ -320,6 +321,9 @@ unsafe fn rows_q8_0<D: ByteDotOp, T, const R: usize>(
     let y_d = &y_d[..xs.len()];
     let mut acc = [_mm256_setzero_ps(); R];
     for (b, x) in xs.iter().enumerate() {
+        if R == 1 {
+            prefetch_ahead(x);
+        }
         let (bx, x_d) = weights(x);
         let ax = _mm256_sign_epi8(bx, bx);
         for (r, acc) in acc.iter_mut().enumerate() {
@@ -334,7 +338,7 @@ unsafe fn rows_q8_0<D: ByteDotOp, T, const R: usize>(
 
 /// [perimeter patch] How far ahead of the block being read the one-row kernels ask for weights.
 /// Decoding reads every weight once, from memory: without asking ahead, Q5_0's kernel waited on
-/// its loads and read ~8 GB/s of a 32 GB/s machine (Qwen2.5-Coder-0.5B decode 25 -> 36 tokens/s
+/// its loads and read ~8 GB/s of a 32 GB/s machine (Qwen2.5-Coder-0.5B decode 25 -> 34 tokens/s
 /// with it). About a dozen 64-byte lines.
 const PREFETCH_BYTES: usize = 768;
 
@@ -350,37 +354,11 @@ unsafe fn prefetch_ahead<T>(x: *const T) {
     }
 }
 
-/// [perimeter patch] One activation row (decoding) against one weight column of the types whose
-/// activations are Q8_0, the row's block scales (`y_d`) converted once for the whole task and the
-/// weights asked for `PREFETCH_BYTES` ahead. The arithmetic is the one-row kernel's, so the
-/// result equals `vec_dot`'s bit for bit.
-#[inline(always)]
-unsafe fn column_q8_0<D: ByteDotOp, T>(
-    xs: &[T],
-    ys: &[BlockQ8_0],
-    y_d: &[f32],
-    weights: impl Fn(&T) -> (__m256i, f32),
-) -> f32 {
-    let xs = &xs[..ys.len()];
-    let y_d = &y_d[..ys.len()];
-    let mut acc = _mm256_setzero_ps();
-    for (b, (x, y)) in xs.iter().zip(ys).enumerate() {
-        prefetch_ahead(x);
-        let (bx, x_d) = weights(x);
-        let by = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-        let d = _mm256_set1_ps(x_d * y_d[b]);
-        let q = dot_us8_float::<D>(_mm256_sign_epi8(bx, bx), _mm256_sign_epi8(by, bx));
-        acc = _mm256_fmadd_ps(d, q, acc);
-    }
-    hsum_float_8(acc)
-}
-
-/// [perimeter patch] One task of `matmul` for Q5_0 and Q8_0 weights. One row (decoding): column
-/// by column, the weights prefetched (`column_q8_0`). A batch: eight rows at a time against each of the task's
-/// columns (each weight block assembled once for eight rows),
-/// then four, the rows' block scales converted from f16 once for all the columns (the one-row
-/// kernel converts them once per column), the rows left over one at a time. The same values as
-/// `vec_dot` per element, bit for bit.
+/// [perimeter patch] One task of `matmul` for Q5_0 and Q8_0 weights, the rows' block scales
+/// converted from f16 once for all the task's columns (`vec_dot` converts them once per column).
+/// One row (decoding): column by column, the weights prefetched. A batch: eight rows at a time
+/// against each column (each weight block assembled once for eight rows), then four, the rows
+/// left over one at a time. The same values as `vec_dot` per element, bit for bit.
 #[inline(always)]
 pub(crate) fn matmul_tile_q8_0<D: ByteDotOp, T: GgmlType<VecDotType = BlockQ8_0>>(
     tile: &MatmulTile<'_, T>,
@@ -389,9 +367,8 @@ pub(crate) fn matmul_tile_q8_0<D: ByteDotOp, T: GgmlType<VecDotType = BlockQ8_0>
 ) {
     let blocks = tile.k_in_blocks();
     if tile.m == 1 {
-        let ys = tile.lhs_row(0);
-        let y_d: Vec<f32> = ys.iter().map(|y| f16::to_f32(y.d)).collect();
-        tile.run_singles(0, |_, xs, ys| unsafe { column_q8_0::<D, T>(xs, ys, &y_d, weights) });
+        let y_d = row_scales([tile.lhs_row(0)], blocks);
+        tile.run_singles(0, |_, xs, ys| unsafe { rows_q8_0::<D, T, 1>(xs, [ys], &y_d, weights)[0] });
         return;
     }
     let eights = tile.run_groups::<8, _>(

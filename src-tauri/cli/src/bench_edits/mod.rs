@@ -169,7 +169,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         say(&bar, format!("resuming: {} of {} already in {}", exercises.len() * args.assistants.len() - todo.len(), exercises.len() * args.assistants.len(), args.out.display()));
     }
     for (exercise, kind) in todo {
-        wait_while_paused(&pause, &bar);
+        wait_while_paused(&pause, &bar).await;
         let workspace = work.join(kind.name()).join(exercise.language.folder()).join(&exercise.name);
         // The index and the proposal records, outside the project as in a user's data folder.
         let index_dir = work.join(kind.name()).join(".perimeter").join(exercise.id().replace('/', "-")).join("index");
@@ -266,13 +266,13 @@ fn pause_file(out: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn wait_while_paused(pause: &Path, bar: &ProgressBar) {
+async fn wait_while_paused(pause: &Path, bar: &ProgressBar) {
     if !pause.exists() {
         return;
     }
     say(bar, format!("paused: remove {} to go on", pause.display()));
     while pause.exists() {
-        std::thread::sleep(Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     say(bar, "going on".into());
 }
