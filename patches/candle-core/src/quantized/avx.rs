@@ -577,7 +577,6 @@ pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32
     unsafe {
         let m4 = _mm256_set1_epi8(0xF);
         let m2 = _mm256_set1_epi8(3);
-        let m32s = _mm256_set1_epi8(32);
         let mut acc = _mm256_setzero_ps();
         for (x, y) in xs.iter().zip(ys.iter()) {
             prefetch_ahead(x); // [perimeter patch]
@@ -627,20 +626,10 @@ pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32
                 let q8_3 = _mm256_loadu_si256(q8 as *const __m256i);
                 q8 = q8.add(32);
 
-                let q8s_0 = _mm256_maddubs_epi16(m32s, q8_0);
-                let q8s_1 = _mm256_maddubs_epi16(m32s, q8_1);
-                let q8s_2 = _mm256_maddubs_epi16(m32s, q8_2);
-                let q8s_3 = _mm256_maddubs_epi16(m32s, q8_3);
-
                 let p16_0 = _mm256_maddubs_epi16(q4_0, q8_0);
                 let p16_1 = _mm256_maddubs_epi16(q4_1, q8_1);
                 let p16_2 = _mm256_maddubs_epi16(q4_2, q8_2);
                 let p16_3 = _mm256_maddubs_epi16(q4_3, q8_3);
-
-                let p16_0 = _mm256_sub_epi16(p16_0, q8s_0);
-                let p16_1 = _mm256_sub_epi16(p16_1, q8s_1);
-                let p16_2 = _mm256_sub_epi16(p16_2, q8s_2);
-                let p16_3 = _mm256_sub_epi16(p16_3, q8s_3);
 
                 let p16_0 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scale_0), p16_0);
                 let p16_1 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scale_1), p16_1);
@@ -650,10 +639,21 @@ pub(crate) fn vec_dot_q6k_q8k(n: usize, xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_0, p16_1));
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p16_2, p16_3));
             }
+            let sumi = _mm256_sub_epi32(sumi, q6k_offsets(scales, y)); // [perimeter patch]
             acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&d), _mm256_cvtepi32_ps(sumi), acc);
         }
         hsum_float_8(acc)
     }
+}
+
+/// [perimeter patch] What a Q6_K block's stored offset of 32 takes from its scaled sums:
+/// Σ scale·32·q8 over its sixteen groups of sixteen weights, from the Q8_K block's group sums
+/// (`bsums`), in eight i32 lanes. Upstream took `maddubs(32, q8)` from every product, two of the
+/// five instructions per 32 weights and row; the integer total is the same.
+#[inline(always)]
+unsafe fn q6k_offsets(scales: __m128i, y: &BlockQ8K) -> __m256i {
+    let bsums = _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i);
+    _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums), 5)
 }
 
 /// [perimeter patch] [`vec_dot_q6k_q8k`] for four activation rows at once: each weight block's
@@ -671,7 +671,6 @@ pub(crate) fn vec_dot_q6k_q8k_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ6K], ys: [&
     unsafe {
         let m4 = _mm256_set1_epi8(0xF);
         let m2 = _mm256_set1_epi8(3);
-        let m32s = _mm256_set1_epi8(32);
         let mut acc = [_mm256_setzero_ps(); 4];
         for (b, x) in xs.iter().enumerate() {
             let x_d = x.d.to_f32();
@@ -711,10 +710,10 @@ pub(crate) fn vec_dot_q6k_q8k_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ6K], ys: [&
                     let q8_2 = _mm256_loadu_si256(q8.add(64) as *const __m256i);
                     let q8_3 = _mm256_loadu_si256(q8.add(96) as *const __m256i);
 
-                    let p16_0 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_0, q8_0), _mm256_maddubs_epi16(m32s, q8_0));
-                    let p16_1 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_1, q8_1), _mm256_maddubs_epi16(m32s, q8_1));
-                    let p16_2 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_2, q8_2), _mm256_maddubs_epi16(m32s, q8_2));
-                    let p16_3 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_3, q8_3), _mm256_maddubs_epi16(m32s, q8_3));
+                    let p16_0 = _mm256_maddubs_epi16(q4_0, q8_0);
+                    let p16_1 = _mm256_maddubs_epi16(q4_1, q8_1);
+                    let p16_2 = _mm256_maddubs_epi16(q4_2, q8_2);
+                    let p16_3 = _mm256_maddubs_epi16(q4_3, q8_3);
 
                     *sumi = D::madd_acc(*sumi, scale_0, p16_0);
                     *sumi = D::madd_acc(*sumi, scale_1, p16_1);
@@ -724,7 +723,8 @@ pub(crate) fn vec_dot_q6k_q8k_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ6K], ys: [&
             }
             for (r, acc) in acc.iter_mut().enumerate() {
                 let d = ys[r][b].d * x_d;
-                *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&d), _mm256_cvtepi32_ps(sumi[r]), *acc);
+                let sumi = _mm256_sub_epi32(sumi[r], q6k_offsets(scales, &ys[r][b]));
+                *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&d), _mm256_cvtepi32_ps(sumi), *acc);
             }
         }
         acc.map(|acc| hsum_float_8(acc))

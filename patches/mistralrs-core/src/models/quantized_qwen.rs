@@ -28,10 +28,13 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let w1 = MatMul.qmethod_matmul(xs, &*self.feed_forward_w1)?;
-        let w3 = MatMul.qmethod_matmul(xs, &*self.feed_forward_w3)?;
-        let y = crate::ops::mul_and_act(&w1, &w3, crate::layers::Activation::Silu)?;
-        MatMul.qmethod_matmul(&y, &*self.feed_forward_w2)
+        // [perimeter patch] A long prompt's positions a chunk at a time (same values).
+        crate::ops::by_position_chunks(xs, crate::ops::MLP_POSITIONS, |xs| {
+            let w1 = MatMul.qmethod_matmul(xs, &*self.feed_forward_w1)?;
+            let w3 = MatMul.qmethod_matmul(xs, &*self.feed_forward_w3)?;
+            let y = crate::ops::mul_and_act(&w1, &w3, crate::layers::Activation::Silu)?;
+            MatMul.qmethod_matmul(&y, &*self.feed_forward_w2)
+        })
     }
 }
 
