@@ -250,7 +250,7 @@ pub(crate) fn vec_dot_q5_0_q8_0<D: ByteDotOp>(n: usize, xs: &[BlockQ5_0], ys: &[
 
 /// [perimeter patch] The 32 weights of a Q5_0 block as signed bytes (see `vec_dot_q5_0_q8_0`).
 #[inline(always)]
-unsafe fn q5_0_weights(x: &BlockQ5_0) -> __m256i {
+pub(crate) unsafe fn q5_0_weights(x: &BlockQ5_0) -> __m256i {
     // Byte i of the result reads byte i / 8 of the high bits ...
     let spread = _mm256_set_epi64x(
         0x0303030303030303,

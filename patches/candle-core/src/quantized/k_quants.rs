@@ -108,6 +108,12 @@ impl<T: GgmlType> MatmulTile<'_, T> {
         unsafe { self.dst.write(row * self.n + col, v) };
     }
 
+    /// The same rows against the columns `cols` only (a part of this tile's).
+    pub fn with_cols(&self, cols: std::ops::Range<usize>) -> Self {
+        assert!(self.cols.start <= cols.start && cols.end <= self.cols.end);
+        Self { cols, ..*self }
+    }
+
     /// The tile with the given kernels: four rows at a time, then the rest one by one.
     #[inline(always)]
     pub fn run(
@@ -535,12 +541,15 @@ impl GgmlType for BlockQ5_0 {
     }
 
     // [perimeter patch] the batch path's loop for Q8_0 activations (`avx::matmul_tile_q8_0`),
-    // compiled once per `ByteDot` kind, the kind chosen once per task.
+    // compiled once per `ByteDot` kind, the kind chosen once per task; a batch of eight rows or
+    // more runs on the tile's columns copied eight at a time (`avx_columns8::Q5_0Columns8`).
     #[allow(unreachable_code)]
     fn matmul_tile(tile: &MatmulTile<'_, Self>) {
         #[cfg(target_feature = "avx2")]
         return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ5_0>) -> (),
-            D => super::avx::matmul_tile_q8_0::<D, BlockQ5_0>(tile, super::avx::q5_0_block, super::avx::vec_dot_q5_0_q8_0::<D>));
+            D => super::avx_columns8::matmul_tile_q5_0::<D>(tile, |tile| {
+                super::avx::matmul_tile_q8_0::<D, BlockQ5_0>(tile, super::avx::q5_0_block, super::avx::vec_dot_q5_0_q8_0::<D>)
+            }));
 
         tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
@@ -1564,12 +1573,15 @@ impl GgmlType for BlockQ4K {
     }
 
     // [perimeter patch] the batch path's loop compiled once per `ByteDot` kind, the kind chosen
-    // once per task (the four-row kernel's scaled sums are one `vpdpwssd` with VNNI).
+    // once per task (the scaled sums are one `vpdpwssd` with VNNI); a batch of eight rows or more
+    // runs on the tile's columns copied eight at a time (`avx_columns8::Q4kColumns8`).
     #[allow(unreachable_code)]
     fn matmul_tile(tile: &MatmulTile<'_, Self>) {
         #[cfg(target_feature = "avx2")]
         return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ4K>) -> (),
-            D => tile.run(super::avx::vec_dot_q4k_q8k_x4::<D>, super::avx::vec_dot_q4k_q8k));
+            D => super::avx_columns8::matmul_tile_q4k::<D>(tile, |tile| {
+                tile.run(super::avx::vec_dot_q4k_q8k_x4::<D>, super::avx::vec_dot_q4k_q8k)
+            }));
 
         tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
@@ -2144,12 +2156,15 @@ impl GgmlType for BlockQ6K {
     }
 
     // [perimeter patch] the batch path's loop compiled once per `ByteDot` kind, the kind chosen
-    // once per task (the four-row kernel's scaled sums are one `vpdpwssd` with VNNI).
+    // once per task (the scaled sums are one `vpdpwssd` with VNNI); a batch of eight rows or more
+    // runs on the tile's columns copied eight at a time (`avx_columns8::Q6kColumns8`).
     #[allow(unreachable_code)]
     fn matmul_tile(tile: &MatmulTile<'_, Self>) {
         #[cfg(target_feature = "avx2")]
         return super::avx::with_byte_dot!((tile: &MatmulTile<'_, BlockQ6K>) -> (),
-            D => tile.run(super::avx::vec_dot_q6k_q8k_x4::<D>, super::avx::vec_dot_q6k_q8k));
+            D => super::avx_columns8::matmul_tile_q6k::<D>(tile, |tile| {
+                tile.run(super::avx::vec_dot_q6k_q8k_x4::<D>, super::avx::vec_dot_q6k_q8k)
+            }));
 
         tile.run(Self::vec_dot_x4, Self::vec_dot)
     }
