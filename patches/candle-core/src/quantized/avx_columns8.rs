@@ -34,7 +34,7 @@ const COLUMNS: usize = 8;
 const ROWS: usize = 4;
 
 /// A batch smaller than this takes the GGML-layout kernels: copying a block of eight columns
-/// costs about what two rows' products with it do.
+/// costs roughly what two rows' products with it do (counted in instructions, not measured).
 const MIN_ROWS: usize = 8;
 
 /// The tile's columns, eight at a time (the last few columns, fewer than eight, are left out),

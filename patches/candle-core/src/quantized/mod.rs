@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 #[cfg(target_feature = "avx2")]
 pub mod avx;
-// [perimeter patch] prompt tiles of Q4_K and Q5_0 weights, eight columns at a time.
+// [perimeter patch] prompt tiles of Q4_K, Q5_0 and Q6_K weights, eight columns at a time.
 #[cfg(target_feature = "avx2")]
 mod avx_columns8;
 mod dummy_cuda;
