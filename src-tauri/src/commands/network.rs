@@ -33,23 +33,33 @@ pub async fn network_status() -> CmdResult<NetworkStatus> {
     })
 }
 
+/// Reads the policy file, changes it and writes it back, one change at a time: the window's
+/// commands run concurrently, and two quick clicks (Remove a host, then Go offline) each read
+/// the file before the other wrote it, so the second write brought the removed host back.
+fn change_policy<T>(change: impl FnOnce(&mut NetworkPolicy) -> perimeter_engine::Result<T>) -> CmdResult<()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    NetworkPolicy::default_location().and_then(|mut p| change(&mut p)).map_err(CmdError::from)?;
+    Ok(())
+}
+
 /// Allows `host` (host, host:port or *.domain) and switches to the allowlist; refused when an
 /// administrator's policy does not allow it.
 #[tauri::command]
 pub async fn network_allow(host: String) -> CmdResult<NetworkStatus> {
-    NetworkPolicy::default_location().and_then(|mut p| p.allow(&host)).map_err(CmdError::from)?;
+    change_policy(|p| p.allow(&host))?;
     network_status().await
 }
 
 #[tauri::command]
 pub async fn network_disallow(host: String) -> CmdResult<NetworkStatus> {
-    NetworkPolicy::default_location().and_then(|mut p| p.disallow(&host)).map_err(CmdError::from)?;
+    change_policy(|p| p.disallow(&host))?;
     network_status().await
 }
 
 /// Back to offline (the allowlist is kept for later).
 #[tauri::command]
 pub async fn network_offline() -> CmdResult<NetworkStatus> {
-    NetworkPolicy::default_location().and_then(|mut p| p.go_offline()).map_err(CmdError::from)?;
+    change_policy(|p| p.go_offline())?;
     network_status().await
 }
