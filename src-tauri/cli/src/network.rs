@@ -34,7 +34,7 @@ pub enum NetworkCommand {
 }
 
 pub fn run(cmd: Option<NetworkCommand>) -> anyhow::Result<ExitCode> {
-    let mut policy = NetworkPolicy::default_location()?;
+    let policy = NetworkPolicy::default_location()?;
     let log = ConnectionLog::default_location();
     match cmd.unwrap_or(NetworkCommand::Status { json: false }) {
         NetworkCommand::Status { json } => {
@@ -57,17 +57,18 @@ pub fn run(cmd: Option<NetworkCommand>) -> anyhow::Result<ExitCode> {
             }
         }
         NetworkCommand::Allow { host } => {
-            policy.allow(&host)?;
+            let (policy, ()) = NetworkPolicy::change_default_location(|p| p.allow(&host))?;
             println!("{}", policy.summary());
         }
         NetworkCommand::Disallow { host } => {
-            if !policy.disallow(&host)? {
+            let (policy, was_there) = NetworkPolicy::change_default_location(|p| Ok(p.disallow(&host)))?;
+            if !was_there {
                 eprintln!("{host} was not in the allowlist");
             }
             println!("{}", policy.summary());
         }
         NetworkCommand::Offline => {
-            policy.go_offline()?;
+            let (policy, ()) = NetworkPolicy::change_default_location(|p| Ok(p.go_offline()))?;
             println!("{}", policy.summary());
         }
         NetworkCommand::Key { server } => {

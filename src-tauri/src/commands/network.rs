@@ -33,13 +33,10 @@ pub async fn network_status() -> CmdResult<NetworkStatus> {
     })
 }
 
-/// Reads the policy file, changes it and writes it back, one change at a time: the window's
-/// commands run concurrently, and two quick clicks (Remove a host, then Go offline) each read
-/// the file before the other wrote it, so the second write brought the removed host back.
+/// Changes the policy file through the engine, which holds its lock from read to write (two
+/// quick clicks run these commands concurrently).
 fn change_policy<T>(change: impl FnOnce(&mut NetworkPolicy) -> perimeter_engine::Result<T>) -> CmdResult<()> {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    NetworkPolicy::default_location().and_then(|mut p| change(&mut p)).map_err(CmdError::from)?;
+    NetworkPolicy::change_default_location(change).map_err(CmdError::from)?;
     Ok(())
 }
 
@@ -53,13 +50,13 @@ pub async fn network_allow(host: String) -> CmdResult<NetworkStatus> {
 
 #[tauri::command]
 pub async fn network_disallow(host: String) -> CmdResult<NetworkStatus> {
-    change_policy(|p| p.disallow(&host))?;
+    change_policy(|p| Ok(p.disallow(&host)))?;
     network_status().await
 }
 
 /// Back to offline (the allowlist is kept for later).
 #[tauri::command]
 pub async fn network_offline() -> CmdResult<NetworkStatus> {
-    change_policy(|p| p.go_offline())?;
+    change_policy(|p| Ok(p.go_offline()))?;
     network_status().await
 }

@@ -139,11 +139,33 @@ impl NetworkPolicy {
     /// and by `PERIMETER_ADMIN_POLICY` when set (an extra administrator file: it can only
     /// make the policy stricter, which is why a variable may name it).
     pub fn default_location() -> Result<NetworkPolicy> {
-        let mut admin = vec![system_policy_path()];
-        if let Some(extra) = std::env::var_os("PERIMETER_ADMIN_POLICY") {
-            admin.push(PathBuf::from(extra));
-        }
-        NetworkPolicy::load(&paths::data_dir().join("network.toml"), &admin)
+        let (user, admin) = default_paths();
+        NetworkPolicy::load(&user, &admin)
+    }
+
+    /// [`NetworkPolicy::change`] on the policy of [`NetworkPolicy::default_location`].
+    pub fn change_default_location<T>(change: impl FnOnce(&mut NetworkPolicy) -> Result<T>) -> Result<(NetworkPolicy, T)> {
+        let (user, admin) = default_paths();
+        NetworkPolicy::change(&user, &admin, change)
+    }
+
+    /// Reads the policy afresh, applies `change` (e.g. [`NetworkPolicy::allow`]) and writes the
+    /// user's file, holding an exclusive lock on `<user file>.lock` from the read to the write.
+    /// The window's commands, the engine session and the CLI all change this file; without
+    /// the lock two quick changes each read it before the other wrote it, and the second write
+    /// undid the first (a removed host came back). The lock is the OS's (flock, LockFileEx), so
+    /// it holds between threads, which open their own handles, and between processes alike.
+    /// Nothing is written when `change` fails. Returns the policy as written.
+    pub fn change<T>(
+        user_path: &Path,
+        admin_paths: &[PathBuf],
+        change: impl FnOnce(&mut NetworkPolicy) -> Result<T>,
+    ) -> Result<(NetworkPolicy, T)> {
+        let _held_until_written = lock_for_changing(user_path)?;
+        let mut policy = NetworkPolicy::load(user_path, admin_paths)?;
+        let value = change(&mut policy)?;
+        policy.save()?;
+        Ok((policy, value))
     }
 
     /// Reads the user file (missing = offline) and every administrator file that exists.
@@ -246,7 +268,8 @@ impl NetworkPolicy {
     }
 
     /// Adds `rule` to the user's allowlist and switches it to `allowlist`; refused when an
-    /// administrator file would not allow it (the user cannot loosen it).
+    /// administrator file would not allow it (the user cannot loosen it). In memory: inside
+    /// [`NetworkPolicy::change`], which writes it.
     pub fn allow(&mut self, rule: &str) -> Result<()> {
         let parsed = HostRule::parse(rule)?;
         let rule = rule.trim().to_ascii_lowercase();
@@ -263,30 +286,27 @@ impl NetworkPolicy {
             self.user.allow.push(rule);
         }
         self.user.mode = Mode::Allowlist;
-        self.save()
+        Ok(())
     }
 
-    /// Removes a rule from the user's allowlist.
-    pub fn disallow(&mut self, rule: &str) -> Result<bool> {
+    /// Removes a rule from the user's allowlist (in memory, as [`NetworkPolicy::allow`]);
+    /// false when it was not there.
+    pub fn disallow(&mut self, rule: &str) -> bool {
         let rule = rule.trim().to_ascii_lowercase();
         let before = self.user.allow.len();
         self.user.allow.retain(|r| *r != rule);
-        self.save()?;
-        Ok(self.user.allow.len() != before)
+        self.user.allow.len() != before
     }
 
-    /// Back to `offline`; the allowlist is kept for when it is switched on again.
-    pub fn go_offline(&mut self) -> Result<()> {
+    /// Back to `offline` (in memory, as [`NetworkPolicy::allow`]); the allowlist is kept for
+    /// when it is switched on again.
+    pub fn go_offline(&mut self) {
         self.user.mode = Mode::Offline;
-        self.save()
     }
 
+    /// Only from [`NetworkPolicy::change`], which made the folder and holds the lock.
     fn save(&self) -> Result<()> {
         let text = toml::to_string(&self.user).map_err(|e| Error::NetworkPolicy { reason: e.to_string() })?;
-        if let Some(dir) = self.user_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::NetworkPolicy { reason: format!("{} cannot be created: {e}", dir.display()) })?;
-        }
         let header = "# Perimeter's network policy (see `perimeter network`). Administrators: /etc/perimeter/policy.toml caps it.\n";
         paths::write_atomically(&self.user_path, format!("{header}{text}").as_bytes())
     }
@@ -301,6 +321,29 @@ impl NetworkPolicy {
             },
         }
     }
+}
+
+/// The user's file and the administrator files of [`NetworkPolicy::default_location`].
+fn default_paths() -> (PathBuf, Vec<PathBuf>) {
+    let mut admin = vec![system_policy_path()];
+    if let Some(extra) = std::env::var_os("PERIMETER_ADMIN_POLICY") {
+        admin.push(PathBuf::from(extra));
+    }
+    (paths::data_dir().join("network.toml"), admin)
+}
+
+/// An exclusive lock on `<user file>.lock`, released when the file is dropped. A lock file of
+/// its own, because the policy file itself is replaced by a rename on every write.
+fn lock_for_changing(user_path: &Path) -> Result<std::fs::File> {
+    let cannot = |what: &Path, e: std::io::Error| Error::NetworkPolicy { reason: format!("{} cannot be locked for writing: {e}", what.display()) };
+    if let Some(dir) = user_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| cannot(user_path, e))?;
+    }
+    let name = user_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let lock_path = user_path.with_file_name(format!("{name}.lock"));
+    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| cannot(&lock_path, e))?;
+    file.lock().map_err(|e| cannot(&lock_path, e))?;
+    Ok(file)
 }
 
 fn read_file(path: &Path) -> Result<Option<PolicyFile>> {
@@ -351,17 +394,51 @@ mod tests {
     #[test]
     fn the_user_allows_hosts_and_goes_offline_again() {
         let d = tempfile::tempdir().unwrap();
-        let user = d.path().join("network.toml");
-        let mut p = NetworkPolicy::load(&user, &[]).unwrap();
-        p.allow("llm.corp.example").unwrap();
+        let user = d.path().join("settings").join("network.toml");
+        NetworkPolicy::change(&user, &[], |p| p.allow("llm.corp.example")).unwrap();
         let p2 = NetworkPolicy::load(&user, &[]).unwrap();
         assert_eq!(p2.mode(), Mode::Allowlist);
         assert!(p2.check("llm.corp.example", 443, "x").is_ok());
         let e = p2.check("example.com", 443, "x").unwrap_err().to_string();
         assert!(e.contains("not in the allowlist"), "{e}");
-        let mut p3 = p2.clone();
-        p3.go_offline().unwrap();
+        let (p3, ()) = NetworkPolicy::change(&user, &[], |p| Ok(p.go_offline())).unwrap();
+        assert_eq!(p3.mode(), Mode::Offline);
         assert!(NetworkPolicy::load(&user, &[]).unwrap().check("llm.corp.example", 443, "x").is_err());
+        // Offline keeps the list for later; a refused change writes nothing.
+        assert_eq!(p3.user().allow, ["llm.corp.example"]);
+        let before = std::fs::read(&user).unwrap();
+        assert!(NetworkPolicy::change(&user, &[], |p| p.allow("https://nope")).is_err());
+        assert_eq!(std::fs::read(&user).unwrap(), before);
+    }
+
+    /// The window's Remove then Go offline, clicked quickly, lost the removal; here many
+    /// changes at once, each in its own thread as the window's commands are: none is lost.
+    #[test]
+    fn concurrent_changes_are_all_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let user = d.path().join("network.toml");
+        let hosts: Vec<String> = (0..24).map(|i| format!("h{i}.corp.example")).collect();
+        std::thread::scope(|s| {
+            for h in &hosts {
+                let user = &user;
+                s.spawn(move || NetworkPolicy::change(user, &[], |p| p.allow(h)).unwrap());
+            }
+        });
+        let mut kept = NetworkPolicy::load(&user, &[]).unwrap().user().allow.clone();
+        kept.sort();
+        let mut want = hosts.clone();
+        want.sort();
+        assert_eq!(kept, want);
+        std::thread::scope(|s| {
+            for h in hosts.iter().step_by(2) {
+                let user = &user;
+                s.spawn(move || assert!(NetworkPolicy::change(user, &[], |p| Ok(p.disallow(h))).unwrap().1));
+            }
+            s.spawn(|| NetworkPolicy::change(&user, &[], |p| Ok(p.go_offline())).unwrap());
+        });
+        let p = NetworkPolicy::load(&user, &[]).unwrap();
+        assert_eq!(p.mode(), Mode::Offline);
+        assert_eq!(p.user().allow.len(), hosts.len() / 2);
     }
 
     #[test]

@@ -240,12 +240,15 @@ impl Session {
     pub async fn use_server(&self, url: &str, model: Option<String>, api_key: Option<&str>) -> Result<()> {
         let url = url.trim();
         let id = server_id(url)?;
-        let mut policy = NetworkPolicy::default_location()?;
-        policy.allow(&id)?;
         // Switching servers: the one left behind is no longer allowed.
-        if let Some(previous) = self.settings().server.url.and_then(|u| server_id(&u).ok()).filter(|p| *p != id) {
-            policy.disallow(&previous)?;
-        }
+        let previous = self.settings().server.url.and_then(|u| server_id(&u).ok()).filter(|p| *p != id);
+        NetworkPolicy::change_default_location(|policy| {
+            policy.allow(&id)?;
+            if let Some(previous) = previous {
+                policy.disallow(&previous);
+            }
+            Ok(())
+        })?;
         if let Some(k) = api_key.map(str::trim).filter(|k| !k.is_empty()) {
             keychain::set_api_key(&id, k)?;
         }
@@ -259,11 +262,14 @@ impl Session {
     /// policy goes back to offline when nothing else is allowed. The key stays in the keychain.
     pub async fn stop_using_server(&self) -> Result<()> {
         if let Some(url) = self.settings().server.url {
-            let mut policy = NetworkPolicy::default_location()?;
-            policy.disallow(&server_id(&url)?)?;
-            if policy.mode() == Mode::Allowlist && policy.user().allow.is_empty() {
-                policy.go_offline()?;
-            }
+            let id = server_id(&url)?;
+            NetworkPolicy::change_default_location(|policy| {
+                policy.disallow(&id);
+                if policy.mode() == Mode::Allowlist && policy.user().allow.is_empty() {
+                    policy.go_offline();
+                }
+                Ok(())
+            })?;
         }
         self.update_settings(|s| s.server = ServerSettings::default())?;
         self.let_go_of_model().await;
