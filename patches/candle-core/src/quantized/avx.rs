@@ -656,6 +656,29 @@ unsafe fn q6k_offsets(scales: __m128i, y: &BlockQ8K) -> __m256i {
     _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), bsums), 5)
 }
 
+/// [perimeter patch] A Q6_K block's six-bit values (0..=63) of weights `128 * h ..
+/// 128 * (h + 1)`, 32 at a time in weight order: weight `128 * h + 32 * k + l` (`l` < 32) has its
+/// low four bits in `ql[64 * h + 32 * (k % 2) + l]` (the low nibble for `k` < 2, the high one
+/// else) and its high two at bits `2k` of `qh[32 * h + l]`. As [`vec_dot_q6k_q8k`] assembles them.
+#[inline(always)]
+pub(crate) unsafe fn q6k_weights_128(x: &BlockQ6K, h: usize) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0xF);
+    let m2 = _mm256_set1_epi8(3);
+    let ql_0 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h) as *const __m256i);
+    let ql_1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32) as *const __m256i);
+    let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * h) as *const __m256i);
+    let high_0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
+    let high_1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
+    let high_2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
+    let high_3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
+    [
+        _mm256_or_si256(_mm256_and_si256(ql_0, m4), high_0),
+        _mm256_or_si256(_mm256_and_si256(ql_1, m4), high_1),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql_0, 4), m4), high_2),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql_1, 4), m4), high_3),
+    ]
+}
+
 /// [perimeter patch] [`vec_dot_q6k_q8k`] for four activation rows at once: each weight block's
 /// six-bit values are assembled (low nibbles and high bit pairs) and its scales widened once
 /// for the four rows. Every row's arithmetic is the one-row kernel's, in the same order, so the
@@ -669,8 +692,6 @@ pub(crate) fn vec_dot_q6k_q8k_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ6K], ys: [&
     let ys = ys.map(|ys| &ys[..xs.len()]);
 
     unsafe {
-        let m4 = _mm256_set1_epi8(0xF);
-        let m2 = _mm256_set1_epi8(3);
         let mut acc = [_mm256_setzero_ps(); 4];
         for (b, x) in xs.iter().enumerate() {
             let x_d = x.d.to_f32();
@@ -684,24 +705,7 @@ pub(crate) fn vec_dot_q6k_q8k_x4<D: ByteDotOp>(n: usize, xs: &[BlockQ6K], ys: [&
                 let scale_2 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, get_scale_shuffle(is + 2)));
                 let scale_3 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, get_scale_shuffle(is + 3)));
 
-                let q4bits1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * j) as *const __m256i);
-                let q4bits2 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * j + 32) as *const __m256i);
-                let q4bits_h = _mm256_loadu_si256(x.qh.as_ptr().add(32 * j) as *const __m256i);
-
-                let q4h_0 = _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m2), 4);
-                let q4h_1 =
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 2), m2), 4);
-                let q4h_2 =
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 4), m2), 4);
-                let q4h_3 =
-                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 6), m2), 4);
-
-                let q4_0 = _mm256_or_si256(_mm256_and_si256(q4bits1, m4), q4h_0);
-                let q4_1 = _mm256_or_si256(_mm256_and_si256(q4bits2, m4), q4h_1);
-                let q4_2 =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), q4h_2);
-                let q4_3 =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), q4h_3);
+                let [q4_0, q4_1, q4_2, q4_3] = q6k_weights_128(x, j);
 
                 for (r, sumi) in sumi.iter_mut().enumerate() {
                     let q8 = ys[r][b].qs.as_ptr().add(128 * j);

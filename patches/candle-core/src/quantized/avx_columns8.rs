@@ -17,7 +17,7 @@
 //! order (per column instead of per lane and then across lanes), so the results are within
 //! rounding of `vec_dot`'s, not the same bits.
 
-use super::avx::{q5_0_weights, ByteDotOp};
+use super::avx::{q5_0_weights, q6k_weights_128, ByteDotOp};
 use super::k_quants::{BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, GgmlType, MatmulTile, QK_K};
 use super::utils::get_scale_min_k4;
 
@@ -358,25 +358,11 @@ impl Q6kColumns8 {
     }
 }
 
-/// A Q6_K block's 256 six-bit values (0..=63), 32 at a time in weight order. GGML: weight
-/// `128 * h + 32 * k + l` (`l` < 32) has its low four bits in `ql[64 * h + 32 * (k % 2) + l]`
-/// (the low nibble for `k` < 2, the high one else) and its high two at bits `2k` of `qh[32 * h + l]`.
+/// A Q6_K block's 256 six-bit values (0..=63), 32 at a time in weight order.
 #[inline(always)]
 unsafe fn q6k_weights(x: &BlockQ6K) -> [__m256i; 8] {
-    let m4 = _mm256_set1_epi8(0xF);
-    let m2 = _mm256_set1_epi8(3);
-    let mut out = [_mm256_setzero_si256(); 8];
-    for h in 0..2 {
-        let ql_0 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h) as *const __m256i);
-        let ql_1 = _mm256_loadu_si256(x.ql.as_ptr().add(64 * h + 32) as *const __m256i);
-        let qh = _mm256_loadu_si256(x.qh.as_ptr().add(32 * h) as *const __m256i);
-        let high = |k: i32| _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), m2), 4);
-        out[4 * h] = _mm256_or_si256(_mm256_and_si256(ql_0, m4), high(0));
-        out[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql_1, m4), high(1));
-        out[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql_0, 4), m4), high(2));
-        out[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql_1, 4), m4), high(3));
-    }
-    out
+    let (a, b) = (q6k_weights_128(x, 0), q6k_weights_128(x, 1));
+    [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
 }
 
 /// The dot products of `R` activation rows with eight columns of Q6_K weights (`xs`, block by
