@@ -4,6 +4,7 @@
 //! hides the tests from the model, and resumes instead of repeating work; the agent runs the
 //! visible tests itself, confined, and the hidden ones judge.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -157,4 +158,36 @@ fn a_pause_file_holds_the_run_between_exercises() {
     assert!(child.wait().unwrap().success(), "{seen}{rest}");
     assert!(rest.contains("going on"), "{rest}");
     assert_eq!(json_lines(&std::fs::read(&results).unwrap()).len(), 1);
+}
+
+/// With the port already taken (a server left from another run), the readiness check would
+/// reach that server while ours failed to bind, and Aider would be measured on its model.
+#[test]
+fn a_taken_port_stops_the_run_before_aider_talks_to_the_wrong_server() {
+    let sb = Sandbox::new();
+    let results = sb.dir.path().join("results.jsonl");
+    // The other server answers the readiness check with its own model.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        for stream in taken.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let body = r#"{"object":"list","data":[{"id":"another-model","object":"model"}]}"#;
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    let out = bench(&sb)
+        .arg("--model")
+        .arg(dev_model())
+        .arg("--out")
+        .arg(&results)
+        .args(["--limit", "1", "--tries", "1", "--assistants", "aider", "--port", &port])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("port {port} is in use")) && stderr.contains("--port"), "{stderr}");
+    assert!(!results.exists(), "nothing was measured");
 }

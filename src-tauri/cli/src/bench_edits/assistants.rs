@@ -108,6 +108,11 @@ impl Server {
     }
 
     pub fn start(model_path: &Path, threads: Option<usize>, max_tokens: usize, port: u16) -> anyhow::Result<Server> {
+        // Another server on the port would answer the readiness check while ours fails to
+        // bind, and Aider would be measured against whatever model that one has loaded.
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!("port {port} is in use (another `perimeter serve`?): Aider would talk to that server; choose a free one with --port");
+        }
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
         if let Some(t) = threads {
