@@ -34,10 +34,10 @@ pub enum NetworkCommand {
 }
 
 pub fn run(cmd: Option<NetworkCommand>) -> anyhow::Result<ExitCode> {
-    let policy = NetworkPolicy::default_location()?;
     let log = ConnectionLog::default_location();
     match cmd.unwrap_or(NetworkCommand::Status { json: false }) {
         NetworkCommand::Status { json } => {
+            let policy = NetworkPolicy::default_location()?;
             let admin: Vec<String> = policy.admin_files().iter().map(|p| p.display().to_string()).collect();
             if json {
                 let status = json!({

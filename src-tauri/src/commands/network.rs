@@ -20,7 +20,11 @@ pub struct NetworkStatus {
 
 #[tauri::command]
 pub async fn network_status() -> CmdResult<NetworkStatus> {
-    let policy = NetworkPolicy::default_location().map_err(CmdError::from)?;
+    status_of(&NetworkPolicy::default_location().map_err(CmdError::from)?)
+}
+
+/// What the window shows of `policy` and the connection log.
+fn status_of(policy: &NetworkPolicy) -> CmdResult<NetworkStatus> {
     let log = ConnectionLog::default_location();
     Ok(NetworkStatus {
         mode: policy.mode(),
@@ -34,29 +38,26 @@ pub async fn network_status() -> CmdResult<NetworkStatus> {
 }
 
 /// Changes the policy file through the engine, which holds its lock from read to write (two
-/// quick clicks run these commands concurrently).
-fn change_policy<T>(change: impl FnOnce(&mut NetworkPolicy) -> perimeter_engine::Result<T>) -> CmdResult<()> {
-    NetworkPolicy::change_default_location(change).map_err(CmdError::from)?;
-    Ok(())
+/// quick clicks run these commands concurrently), and returns the status it leaves.
+fn change_policy<T>(change: impl FnOnce(&mut NetworkPolicy) -> perimeter_engine::Result<T>) -> CmdResult<NetworkStatus> {
+    let (policy, _) = NetworkPolicy::change_default_location(change).map_err(CmdError::from)?;
+    status_of(&policy)
 }
 
 /// Allows `host` (host, host:port or *.domain) and switches to the allowlist; refused when an
 /// administrator's policy does not allow it.
 #[tauri::command]
 pub async fn network_allow(host: String) -> CmdResult<NetworkStatus> {
-    change_policy(|p| p.allow(&host))?;
-    network_status().await
+    change_policy(|p| p.allow(&host))
 }
 
 #[tauri::command]
 pub async fn network_disallow(host: String) -> CmdResult<NetworkStatus> {
-    change_policy(|p| Ok(p.disallow(&host)))?;
-    network_status().await
+    change_policy(|p| Ok(p.disallow(&host)))
 }
 
 /// Back to offline (the allowlist is kept for later).
 #[tauri::command]
 pub async fn network_offline() -> CmdResult<NetworkStatus> {
-    change_policy(|p| Ok(p.go_offline()))?;
-    network_status().await
+    change_policy(|p| Ok(p.go_offline()))
 }
