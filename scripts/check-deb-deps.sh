@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fails if a binary in the .deb needs a shared library that no package in the .deb's
-# Depends (or what those pull in) provides: such a package would install on a clean system
-# and then not start.
+# Fails if a binary in the .deb needs a shared library that the .deb neither carries nor gets
+# from a package in its Depends (or what those pull in): such a package would install on a
+# clean system and then not start.
 #   scripts/check-deb-deps.sh dist/Perimeter_0.1.0_amd64.deb
 set -euo pipefail
 deb="$1"
@@ -30,8 +30,14 @@ PY
 )
 
 status=0
-for bin in "$work"/usr/bin/*; do
+# Libraries the package carries itself (perimeter-cuda: NVIDIA's runtime in /usr/lib/perimeter-cuda,
+# found through the binaries' RUNPATH) are checked like the binaries, and cover what needs them.
+bundled=$(find "$work/usr/lib" -name '*.so*' -type f 2>/dev/null || true)
+for bin in "$work"/usr/bin/* $bundled; do
   for lib in $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+    if grep -q "/$lib\$" <<<"$bundled"; then
+      continue
+    fi
     path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ && !found {print $NF; found = 1}')
     # dpkg knows a file by the path its package installed (/lib or /usr/lib: usrmerge).
     owner=""

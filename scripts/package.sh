@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # Builds Perimeter's Linux installers (.deb and .rpm) with the app and the `perimeter` CLI,
 # stripped of the line tables the development build keeps for backtraces, then checks that
-# the .deb declares every shared library the binaries load.
+# the .deb declares (or carries) every shared library the binaries load.
 #   scripts/package.sh            # deb + rpm, into dist/
 #   scripts/package.sh appimage   # also the AppImage: its tools come from the internet
+#   scripts/package.sh cuda       # perimeter-cuda: the CUDA build, with NVIDIA's runtime
+#                                 # libraries in /usr/lib/perimeter-cuda (it replaces perimeter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 bundles="deb,rpm"
 [ "${1:-}" = "appimage" ] && bundles="deb,rpm,appimage"
+variant=cpu
+[ "${1:-}" = "cuda" ] && variant=cuda
 
-say "building"
-cargo build --release --locked --workspace
+config='{}'
+if [ "$variant" = cuda ]; then
+  source scripts/cuda/toolkit.sh
+  say "building the CUDA variant"
+  cargo build --release --locked --workspace --features perimeter-engine/cuda
+  # A second package under its own name, in place of the CPU one (same binaries' paths).
+  libs=$(for l in "${cuda_bundled_libs[@]}"; do printf '"/usr/lib/perimeter-cuda/%s":"%s",' "$l" "$(readlink -f "$CUDA_ROOT/lib/$l")"; done)
+  config=$(printf '{"productName":"Perimeter CUDA","bundle":{"linux":{"deb":{"conflicts":["perimeter"],"replaces":["perimeter"],"provides":["perimeter"],"files":{%s}},"rpm":{"conflicts":["perimeter"],"obsoletes":["perimeter"],"provides":["perimeter"],"files":{%s}}}}}' "${libs%,}" "${libs%,}")
+else
+  say "building"
+  cargo build --release --locked --workspace
+fi
 
 # The bundler takes the app from <target>/release; give it a staging folder with stripped
 # copies, so the shared build keeps its line tables and is not rebuilt.
@@ -22,16 +36,22 @@ for bin in perimeter-app perimeter; do
   objcopy --strip-debug "$CARGO_TARGET_DIR/release/$bin" "$stage/release/$bin"
 done
 
-say "bundling $bundles"
+say "bundling $bundles ($variant)"
 # The CLI goes in beside the app (/usr/bin/perimeter); its path is only known here.
-extra=$(printf '{"bundle":{"linux":{"deb":{"files":{"/usr/bin/perimeter":"%s"}},"rpm":{"files":{"/usr/bin/perimeter":"%s"}}}}}' \
+cli=$(printf '{"bundle":{"linux":{"deb":{"files":{"/usr/bin/perimeter":"%s"}},"rpm":{"files":{"/usr/bin/perimeter":"%s"}}}}}' \
   "$stage/release/perimeter" "$stage/release/perimeter")
-CARGO_TARGET_DIR="$stage" ui/node_modules/.bin/tauri bundle --ci --bundles "$bundles" --config "$extra"
+merged=$(python3 -c 'import json,sys
+def merge(a, b):
+    for k, v in b.items():
+        a[k] = merge(a.get(k, {}), v) if isinstance(v, dict) else v
+    return a
+print(json.dumps(merge(json.loads(sys.argv[1]), json.loads(sys.argv[2]))))' "$cli" "$config")
+CARGO_TARGET_DIR="$stage" ui/node_modules/.bin/tauri bundle --ci --bundles "$bundles" --config "$merged"
 
 mkdir -p dist
 find "$stage/release/bundle" -type f \( -name '*.deb' -o -name '*.rpm' -o -name '*.AppImage' \) -exec cp {} dist/ \;
 
 say "checking the .deb's dependencies"
-deb=$(ls dist/*.deb | head -1)
-scripts/check-deb-deps.sh "$deb"
+deb=$(find "$stage/release/bundle" -name '*.deb' | head -1)
+scripts/check-deb-deps.sh "dist/$(basename "$deb")"
 ls -lh dist/

@@ -258,8 +258,10 @@ def main(app, perimeter):
         context = d.wait_text("[data-testid=context]", "shown earlier")
         assert "shop/pricing.py" in context, context
         d.screenshot("chat-follow-up")
-        # The model's load was told to the window (events from the engine session).
-        d.wait_text("[data-testid=model-status]", "loaded in")
+        # The model's load was told to the window (events from the engine session), with where
+        # it runs: this CPU build says the CPU and nothing more.
+        status = d.wait_text("[data-testid=model-status]", "loaded in")
+        assert " · CPU · loaded in " in status, status
         # A citation opens the file viewer (CodeMirror) on that file.
         d.click("[data-testid=citations] button[data-cite='shop/pricing.py']")
         d.wait_text("[data-testid=viewer-path]", "shop/pricing.py")

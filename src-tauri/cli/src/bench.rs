@@ -336,12 +336,13 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
         decode_rate.extend(g.usage.decode_tokens_per_s);
     }
     let peak_rss = peak_rss_bytes();
-    let (path, quantization) = (model.path.clone(), model.info.quantization.clone());
+    let (path, quantization, backend) = (model.path.clone(), model.info.quantization.clone(), model.backend.clone());
     drop(model);
     let mut follow_up = follow_up(&args, &user, !args.json).await?;
     let result = json!({
         "engine": "mistral.rs 0.8.1 (in-process)",
         "model": path,
+        "backend": backend,
         "quantization": quantization,
         "dtype": args.dtype,
         "threads": cpu_threads(),
@@ -363,6 +364,7 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
     } else {
         let f = |k: &str| result[k].as_f64().unwrap_or(f64::NAN);
         println!("model              {}", path.display());
+        println!("runs on            {backend}");
         println!("threads / dtype    {} / {:?}", cpu_threads(), args.dtype);
         println!("load               {:.2} s", load_s);
         println!("prompt             {prompt_tokens} tokens");

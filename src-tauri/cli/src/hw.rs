@@ -41,7 +41,10 @@ pub fn run(args: HwArgs) -> anyhow::Result<ExitCode> {
     if let Some(bw) = hw.memory_read_bytes_per_s {
         println!("Memory    reads {:.1} GB/s (measured once per machine)", bw as f64 / 1e9);
     }
-    println!("Engine    backends compiled in: {}", hw.inference_backends.join(", "));
+    println!("Engine    backends usable here: {}", hw.inference_backends.join(", "));
+    if let Some(why) = perimeter_engine::inference::cuda_unusable() {
+        println!("          no CUDA: {why}");
+    }
     if let Some(note) = &a.gpu_note {
         println!("          {note}");
     }

@@ -55,8 +55,11 @@ impl Spinner {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        if let ModelEvent::Loading { source } = event {
-            self.bar = self.enabled.then(|| progress::spinner(&format!("loading {source}")));
+        match event {
+            ModelEvent::Loading { source } => self.bar = self.enabled.then(|| progress::spinner(&format!("loading {source}"))),
+            // Where it runs: the CUDA build says here when it fell back to the CPU, and why.
+            ModelEvent::Loaded { name, seconds, backend } if self.enabled => eprintln!("{name} loaded in {seconds:.1} s · {backend}"),
+            _ => {}
         }
     }
 }

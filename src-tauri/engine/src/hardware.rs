@@ -26,7 +26,8 @@ pub struct HardwareProfile {
     pub gpus: Vec<GpuInfo>,
     /// The GPU shares system RAM (Apple silicon): VRAM is a share of `ram_total_bytes`.
     pub unified_memory: bool,
-    /// Backends this build of the inference engine was compiled with ("cpu", "cuda", "metal").
+    /// Backends this build of the inference engine was compiled with and can run here ("cpu",
+    /// "cuda" when the NVIDIA driver answers, "metal").
     pub inference_backends: Vec<String>,
     /// Memory read bandwidth in bytes/s, when measured ([`HardwareProfile::with_memory_bandwidth`]).
     #[serde(default)]
@@ -172,10 +173,11 @@ pub fn require_compiled_simd() -> Result<()> {
 }
 
 /// The inference backends compiled into this build (the engine's `cuda` and `metal`
-/// features), so the fit never promises a GPU this build cannot use.
+/// features) that can run here, so the fit never promises a GPU this build cannot use: the
+/// CUDA build lists `cuda` only when the driver and CUDA's libraries answer.
 pub fn compiled_backends() -> Vec<String> {
     let mut b = vec!["cpu".to_string()];
-    if cfg!(feature = "cuda") {
+    if cfg!(feature = "cuda") && crate::inference::cuda_unusable().is_none() {
         b.push("cuda".to_string());
     }
     if cfg!(feature = "metal") {

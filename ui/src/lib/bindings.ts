@@ -1109,7 +1109,11 @@ name: string,
 /**
  * How long the load took.
  */
-seconds: number, } | { "stage": "failed", 
+seconds: number, 
+/**
+ * Where it runs ([`Model::backend`]): "CPU", the GPU, or the CPU and why not the GPU.
+ */
+backend: string, } | { "stage": "failed", 
 /**
  * Why, in words.
  */
@@ -1194,7 +1198,8 @@ gpus: Array<GpuInfo>,
  */
 unified_memory: boolean, 
 /**
- * Backends this build of the inference engine was compiled with ("cpu", "cuda", "metal").
+ * Backends this build of the inference engine was compiled with and can run here ("cpu",
+ * "cuda" when the NVIDIA driver answers, "metal").
  */
 inference_backends: Array<string>, 
 /**

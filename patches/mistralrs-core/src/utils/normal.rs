@@ -66,7 +66,7 @@ impl TryIntoDType for DType {
 }
 
 #[cfg(feature = "cuda")]
-fn get_dtypes() -> Vec<DType> {
+fn get_dtypes(devices: &[&Device]) -> Vec<DType> {
     use std::process::Command;
 
     // >= is supported
@@ -74,21 +74,28 @@ fn get_dtypes() -> Vec<DType> {
     // >= is supported
     const MIN_F16_CC: usize = 530;
 
-    let raw_out = Command::new("nvidia-smi")
+    // [perimeter patch] Ask nvidia-smi only when the model goes on a CUDA device, and do not
+    // panic when it is missing or says something unexpected: the CUDA build runs on the CPU on
+    // machines without an NVIDIA driver. Without an answer, the matmul trial below decides.
+    if !devices.iter().any(|d| d.is_cuda()) {
+        return get_dtypes_non_cuda();
+    }
+    let Ok(output) = Command::new("nvidia-smi")
         .arg("--query-gpu=compute_cap")
         .arg("--format=csv")
         .output()
-        .expect("Failed to run `nvidia-smi` but CUDA is selected.")
-        .stdout;
-    let out = String::from_utf8(raw_out).expect("`nvidia-smi` did not return valid utf8");
-    // This reduce-min will always return at least one value so unwrap is OK.
-    let min_cc = out
+    else {
+        return get_dtypes_non_cuda();
+    };
+    let out = String::from_utf8_lossy(&output.stdout);
+    let Some(min_cc) = out
         .split('\n')
         .skip(1)
-        .filter(|cc| !cc.trim().is_empty())
-        .map(|cc| cc.trim().parse::<f32>().unwrap())
+        .filter_map(|cc| cc.trim().parse::<f32>().ok())
         .reduce(|a, b| if a < b { a } else { b })
-        .unwrap();
+    else {
+        return get_dtypes_non_cuda();
+    };
     info!("Detected minimum CUDA compute capability {min_cc}");
     // 7.5 -> 750
     #[allow(clippy::cast_possible_truncation)]
@@ -113,7 +120,7 @@ fn get_dtypes_non_cuda() -> Vec<DType> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn get_dtypes() -> Vec<DType> {
+fn get_dtypes(_devices: &[&Device]) -> Vec<DType> {
     get_dtypes_non_cuda()
 }
 
@@ -123,7 +130,7 @@ fn determine_auto_dtype_all(devices: &[&Device]) -> candle_core::Result<DType> {
     return Ok(DType::BF16);
     #[cfg(not(feature = "accelerate"))]
     {
-        let dev_dtypes = get_dtypes();
+        let dev_dtypes = get_dtypes(devices);
         for dtype in get_dtypes_non_cuda()
             .iter()
             .filter(|x| dev_dtypes.contains(x))

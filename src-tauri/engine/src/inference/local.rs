@@ -13,11 +13,12 @@ use mistralrs::core::{
     MistralRsBuilder, ModelPaths,
 };
 use mistralrs::{
-    DefaultSchedulerMethod, Device, ModelDType, RequestBuilder, Response, SchedulerConfig, TextMessageRole,
+    DefaultSchedulerMethod, ModelDType, RequestBuilder, Response, SchedulerConfig, TextMessageRole,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::device::Placement;
 use super::{ms, rate, ChatMessage, Generation, GenerationParams, Role, StopReason, TokenSink, Usage};
 use crate::error::{Error, Result};
 use crate::models::gguf::{self, GgufInfo, SUPPORTED_ARCHITECTURES};
@@ -87,6 +88,8 @@ pub struct LocalModel {
     pub path: PathBuf,
     /// How long the load took.
     pub load_time: Duration,
+    /// Where it runs, in words ("CPU", a GPU's name, or the CPU and why not the GPU).
+    pub backend: String,
 }
 
 impl LocalModel {
@@ -105,7 +108,7 @@ impl LocalModel {
         let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
         let load_error = |reason: String| Error::ModelLoad { path: path.clone(), reason };
 
-        let device = if options.force_cpu { Device::Cpu } else { best_device() };
+        let Placement { device, description: backend } = Placement::choose(options.force_cpu);
         let dtype = options.dtype.to_model_dtype();
         let file = path.clone();
         // The loader is synchronous and heavy; a panic inside it must not take the app down.
@@ -159,6 +162,7 @@ impl LocalModel {
             info,
             path: path.clone(),
             load_time: started.elapsed(),
+            backend,
         })
     }
 
@@ -314,14 +318,6 @@ fn role(r: Role) -> TextMessageRole {
         Role::User => TextMessageRole::User,
         Role::Assistant => TextMessageRole::Assistant,
     }
-}
-
-fn best_device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::cuda_if_available(0) {
-        return d;
-    }
-    Device::Cpu
 }
 
 fn panic_message(e: tokio::task::JoinError) -> String {

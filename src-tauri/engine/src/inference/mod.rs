@@ -7,11 +7,13 @@
 //! another task (Ctrl-C, a Stop button, a closing window) can trigger. Either way the engine
 //! stops at the next token and reports what it produced so far.
 
+mod device;
 mod local;
 mod model;
 pub mod remote;
 
 pub use crate::models::gguf::SUPPORTED_ARCHITECTURES;
+pub use device::{cuda_unusable, Placement};
 pub use local::{ComputeDtype, LoadOptions, LocalModel};
 pub use model::Model;
 pub use remote::{RemoteModel, RemoteOptions};

@@ -28,6 +28,14 @@ impl Model {
         }
     }
 
+    /// Where it runs, in words: "CPU", the GPU's name, or the company server's host.
+    pub fn backend(&self) -> String {
+        match self {
+            Model::Local(m) => m.backend.clone(),
+            Model::Remote(m) => format!("company server {}", m.host()),
+        }
+    }
+
     /// The server the prompt is sent to; `None` when it never leaves this machine.
     pub fn remote_host(&self) -> Option<&str> {
         match self {

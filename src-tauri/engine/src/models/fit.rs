@@ -156,9 +156,15 @@ pub fn gpu_budget(hw: &HardwareProfile) -> Option<(u64, String)> {
     best_gpu(hw).filter(|g| g.driven_by_this_build(hw)).map(|g| (g.usable_bytes, g.name))
 }
 
-/// Says so when the machine has a GPU that another build of Perimeter would use.
+/// Says so when the machine has a GPU that another build of Perimeter would use, or that the
+/// CUDA build cannot use here (and why).
 fn idle_gpu_note(hw: &HardwareProfile) -> Option<String> {
     let g = best_gpu(hw).filter(|g| !g.driven_by_this_build(hw))?;
+    if g.backend == "cuda" && cfg!(feature = "cuda") {
+        // The CUDA build, on a machine whose driver or libraries do not answer.
+        let why = crate::inference::cuda_unusable().unwrap_or_else(|| "the driver did not answer".into());
+        return Some(format!("{} is not used: {why}; models run on the CPU", g.name));
+    }
     let build = if g.backend == "cuda" { "the CUDA build (perimeter-cuda)" } else { "a Metal build" };
     Some(format!(
         "{} ({:.1} GiB usable) is not used: this build runs models on the CPU only; {build} would run them on it",

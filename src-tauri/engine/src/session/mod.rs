@@ -59,6 +59,8 @@ pub enum ModelEvent {
         name: String,
         /// How long the load took.
         seconds: f64,
+        /// Where it runs ([`Model::backend`]): "CPU", the GPU, or the CPU and why not the GPU.
+        backend: String,
     },
     /// The load failed; the request returns the error itself.
     Failed {
@@ -183,7 +185,7 @@ impl Session {
                 return Err(e);
             }
         };
-        on_event(ModelEvent::Loaded { name: model.name(), seconds: started.elapsed().as_secs_f64() });
+        on_event(ModelEvent::Loaded { name: model.name(), seconds: started.elapsed().as_secs_f64(), backend: model.backend() });
         *slot = Some(model.clone());
         Ok(model)
     }
