@@ -49,9 +49,16 @@ print(json.dumps(merge(json.loads(sys.argv[1]), json.loads(sys.argv[2]))))' "$cl
 CARGO_TARGET_DIR="$stage" ui/node_modules/.bin/tauri bundle --ci --bundles "$bundles" --config "$merged"
 
 mkdir -p dist
-find "$stage/release/bundle" -type f \( -name '*.deb' -o -name '*.rpm' -o -name '*.AppImage' \) -exec cp {} dist/ \;
+# Named by the package ("Perimeter CUDA_0.1.0_amd64.deb" → perimeter-cuda_0.1.0_amd64.deb).
+while IFS= read -r -d '' file; do
+  name=$(basename "$file")
+  cp "$file" "dist/${name/Perimeter CUDA/perimeter-cuda}"
+done < <(find "$stage/release/bundle" -type f \( -name '*.deb' -o -name '*.rpm' -o -name '*.AppImage' \) -print0)
 
 say "checking the .deb's dependencies"
 deb=$(find "$stage/release/bundle" -name '*.deb' | head -1)
-scripts/check-deb-deps.sh "dist/$(basename "$deb")"
+deb="dist/$(basename "$deb")"
+deb="${deb/Perimeter CUDA/perimeter-cuda}"
+scripts/check-deb-deps.sh "$deb"
+[ "$variant" = cuda ] && scripts/check-cuda-package.sh "$deb"
 ls -lh dist/
