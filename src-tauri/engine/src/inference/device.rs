@@ -52,8 +52,14 @@ mod cuda {
     const DRIVER_AT_LEAST: i32 = 13000;
 
     /// GPU 0 as the driver describes it, if the driver and the libraries are there and new
-    /// enough; else why not, in words.
+    /// enough; else why not, in words. Asked once per process: the hardware profile, the fit's
+    /// note, `perimeter hw` and every model load all want the same answer.
     pub fn probe() -> Result<String, String> {
+        static ANSWER: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+        ANSWER.get_or_init(ask_driver).clone()
+    }
+
+    fn ask_driver() -> Result<String, String> {
         // SAFETY: each call only tries to dlopen the library (and keeps it if found).
         let (driver, cublas, curand, nvrtc) = unsafe {
             (
