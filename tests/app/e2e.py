@@ -262,6 +262,8 @@ def main(app, perimeter):
         # it runs: this CPU build says the CPU and nothing more.
         status = d.wait_text("[data-testid=model-status]", "loaded in")
         assert " · CPU · loaded in " in status, status
+        # A CPU load has nothing to say about layers left off the GPU.
+        d.wait_gone("[data-testid=placement-note]", timeout=1)
         # A citation opens the file viewer (CodeMirror) on that file.
         d.click("[data-testid=citations] button[data-cite='shop/pricing.py']")
         d.wait_text("[data-testid=viewer-path]", "shop/pricing.py")

@@ -337,12 +337,15 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
     }
     let peak_rss = peak_rss_bytes();
     let (path, quantization, backend) = (model.path.clone(), model.info.quantization.clone(), model.backend.clone());
+    let (layers, note) = (model.layers, model.placement_note.clone());
     drop(model);
     let mut follow_up = follow_up(&args, &user, !args.json).await?;
     let result = json!({
         "engine": "mistral.rs 0.8.1 (in-process)",
         "model": path,
         "backend": backend,
+        "layers": layers.of,
+        "layers_on_gpu": layers.on_gpu,
         "quantization": quantization,
         "dtype": args.dtype,
         "threads": cpu_threads(),
@@ -365,6 +368,9 @@ async fn inference(args: InferenceArgs) -> anyhow::Result<ExitCode> {
         let f = |k: &str| result[k].as_f64().unwrap_or(f64::NAN);
         println!("model              {}", path.display());
         println!("runs on            {backend}");
+        if let Some(note) = &note {
+            println!("note               {note}");
+        }
         println!("threads / dtype    {} / {:?}", cpu_threads(), args.dtype);
         println!("load               {:.2} s", load_s);
         println!("prompt             {prompt_tokens} tokens");

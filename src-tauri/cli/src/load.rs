@@ -58,7 +58,12 @@ impl Spinner {
         match event {
             ModelEvent::Loading { source } => self.bar = self.enabled.then(|| progress::spinner(&format!("loading {source}"))),
             // Where it runs: the CUDA build says here when it fell back to the CPU, and why.
-            ModelEvent::Loaded { name, seconds, backend } if self.enabled => eprintln!("{name} loaded in {seconds:.1} s · {backend}"),
+            ModelEvent::Loaded { name, seconds, backend, note } if self.enabled => {
+                eprintln!("{name} loaded in {seconds:.1} s · {backend}");
+                if let Some(note) = note {
+                    eprintln!("note: {note}");
+                }
+            }
             _ => {}
         }
     }

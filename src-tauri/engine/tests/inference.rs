@@ -33,6 +33,13 @@ async fn streams_an_answer_with_usage() {
     let model = load(&dev_model()).await.expect("dev model loads");
     assert_eq!(model.info.architecture, "llama");
     assert!(model.context_length() >= 2048, "context {}", model.context_length());
+    // Where the layers went, as read back from mistral.rs's device map: on a CPU load all of
+    // them on the CPU, with no note (CI and this machine have no GPU).
+    assert_eq!(model.layers.of as u64, model.info.block_count.unwrap(), "{:?}", model.layers);
+    if !model.backend.starts_with("CPU") {
+        panic!("loaded on {}: this test expects a machine without a usable GPU", model.backend);
+    }
+    assert_eq!((model.layers.on_gpu, &model.placement_note), (0, &None));
 
     let mut pieces = Vec::new();
     let mut sink = |t: &str| {

@@ -1113,7 +1113,12 @@ seconds: number,
 /**
  * Where it runs ([`Model::backend`]): "CPU", the GPU, or the CPU and why not the GPU.
  */
-backend: string, } | { "stage": "failed", 
+backend: string, 
+/**
+ * When the model did not fit on the GPU ([`Model::placement_note`]): what runs on the
+ * CPU, and what to do about it.
+ */
+note: string | null, } | { "stage": "failed", 
 /**
  * Why, in words.
  */

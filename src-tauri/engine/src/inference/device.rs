@@ -39,6 +39,51 @@ impl Placement {
         #[allow(unreachable_code)]
         Placement::cpu(None)
     }
+
+    /// Whether the model goes to a GPU (mistral.rs may still put some layers on the CPU).
+    pub fn is_gpu(&self) -> bool {
+        !matches!(self.device, Device::Cpu)
+    }
+}
+
+/// How many of a loaded model's repeating layers mistral.rs put on the GPU: it maps as many as
+/// the GPU's free memory holds (with room for the KV cache) and the rest to the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSplit {
+    /// Layers on the GPU.
+    pub on_gpu: usize,
+    /// All the model's layers.
+    pub of: usize,
+}
+
+/// Where a loaded model runs, in words, and a note for the user when a GPU load did not put
+/// the whole model on the GPU (slower, and a smaller model would fit). `placement` is the
+/// [`Placement::description`]; `on_gpu_device` whether the load went to the GPU.
+pub fn describe_load(placement: &str, on_gpu_device: bool, split: LayerSplit) -> (String, Option<String>) {
+    let LayerSplit { on_gpu, of } = split;
+    if !on_gpu_device {
+        return (placement.to_string(), None);
+    }
+    if on_gpu >= of {
+        return (format!("{placement}, all {of} layers"), None);
+    }
+    let on_cpu = of - on_gpu;
+    if on_gpu == 0 {
+        return (
+            format!("CPU (the model does not fit in the free memory of {placement})"),
+            Some(format!(
+                "The model does not fit in the GPU's free memory: all {of} of its layers run on the CPU, which is much slower. \
+                 A smaller model runs on the GPU; closing other programs that use the GPU frees memory."
+            )),
+        );
+    }
+    (
+        format!("{placement}, {on_gpu} of {of} layers (the other {on_cpu} on the CPU)"),
+        Some(format!(
+            "The model is larger than the GPU's free memory: {on_gpu} of its {of} layers run on the GPU and {on_cpu} on the CPU, \
+             which is slower. A smaller model runs wholly on the GPU."
+        )),
+    )
 }
 
 #[cfg(feature = "cuda")]
@@ -135,6 +180,31 @@ mod tests {
         let p = Placement::choose(true);
         assert!(matches!(p.device, Device::Cpu));
         assert_eq!(p.description, "CPU");
+    }
+
+    #[test]
+    fn a_cpu_load_is_described_by_its_placement_alone() {
+        let split = LayerSplit { on_gpu: 0, of: 30 };
+        assert_eq!(describe_load("CPU", false, split), ("CPU".to_string(), None));
+        let why = "CPU (no NVIDIA driver: libcuda.so.1 not found)";
+        assert_eq!(describe_load(why, false, split), (why.to_string(), None));
+    }
+
+    #[test]
+    fn a_gpu_load_says_how_many_layers_and_warns_when_split() {
+        let gpu = "NVIDIA GeForce RTX 4060 Laptop GPU (CUDA, compute 8.9, 8.0 GiB)";
+        let (words, note) = describe_load(gpu, true, LayerSplit { on_gpu: 28, of: 28 });
+        assert_eq!(words, format!("{gpu}, all 28 layers"));
+        assert_eq!(note, None);
+
+        let (words, note) = describe_load(gpu, true, LayerSplit { on_gpu: 20, of: 48 });
+        assert_eq!(words, format!("{gpu}, 20 of 48 layers (the other 28 on the CPU)"));
+        let note = note.expect("a split is worth a note");
+        assert!(note.contains("20 of its 48 layers run on the GPU and 28 on the CPU"), "{note}");
+
+        let (words, note) = describe_load(gpu, true, LayerSplit { on_gpu: 0, of: 64 });
+        assert!(words.starts_with("CPU (the model does not fit"), "{words}");
+        assert!(note.expect("all on the CPU is worth a note").contains("all 64 of its layers run on the CPU"));
     }
 
     /// The CPU build never promises a GPU; the CUDA build on a machine without one (CI, this

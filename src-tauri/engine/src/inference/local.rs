@@ -18,9 +18,10 @@ use mistralrs::{
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::device::Placement;
+use super::device::{describe_load, LayerSplit, Placement};
 use super::{ms, rate, ChatMessage, Generation, GenerationParams, Role, StopReason, TokenSink, Usage};
 use crate::error::{Error, Result};
+use crate::models::fit::RUN_CONTEXT_TOKENS;
 use crate::models::gguf::{self, GgufInfo, SUPPORTED_ARCHITECTURES};
 
 /// Computed prompts kept for reuse (one per conversation: a follow-up's entry replaces its
@@ -88,8 +89,13 @@ pub struct LocalModel {
     pub path: PathBuf,
     /// How long the load took.
     pub load_time: Duration,
-    /// Where it runs, in words ("CPU", a GPU's name, or the CPU and why not the GPU).
+    /// Where it runs, in words: "CPU", the CPU and why not the GPU, or the GPU with the
+    /// number of layers on it.
     pub backend: String,
+    /// Layers on the GPU, of all the model's layers (none on the CPU).
+    pub layers: LayerSplit,
+    /// For the user when the model did not fit on the GPU: part or all of it runs on the CPU.
+    pub placement_note: Option<String>,
 }
 
 impl LocalModel {
@@ -108,7 +114,18 @@ impl LocalModel {
         let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
         let load_error = |reason: String| Error::ModelLoad { path: path.clone(), reason };
 
-        let Placement { device, description: backend } = Placement::choose(options.force_cpu);
+        let placement = Placement::choose(options.force_cpu);
+        let device = placement.device.clone();
+        // mistral.rs maps as many layers to the GPU as fit beside a KV cache this long: the
+        // context the fit counted when it said the model fits the GPU, so pick and load agree
+        // (mistral.rs's default is 4,096 tokens). The CPU keeps the default: nothing is split.
+        let device_map = match placement.is_gpu() {
+            true => AutoDeviceMapParams::Text {
+                max_seq_len: RUN_CONTEXT_TOKENS.min(info.context_length.unwrap_or(RUN_CONTEXT_TOKENS)) as usize,
+                max_batch_size: 1,
+            },
+            false => AutoDeviceMapParams::default_text(),
+        };
         let dtype = options.dtype.to_model_dtype();
         let file = path.clone();
         // The loader is synchronous and heavy; a panic inside it must not take the app down.
@@ -134,19 +151,23 @@ impl LocalModel {
                 processor_config: None,
                 chat_template_json_filename: None,
             });
-            loader.load_model_from_path(
+            let pipeline = loader.load_model_from_path(
                 &paths,
                 &dtype,
                 &device,
                 true,
-                DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+                DeviceMapSetting::Auto(device_map),
                 None,
                 None,
-            )
+            )?;
+            let layers = layers_on_gpu(&*pipeline.blocking_lock());
+            anyhow::Ok((pipeline, layers))
         })
         .await
         .map_err(|e| load_error(panic_message(e)))?
         .map_err(|e| load_error(format!("{e:#}")))?;
+        let (pipeline, layers) = pipeline;
+        let (backend, placement_note) = describe_load(&placement.description, placement.is_gpu(), layers);
 
         let scheduler = SchedulerConfig::DefaultScheduler {
             method: DefaultSchedulerMethod::Fixed(1.try_into().expect("1 is non-zero")),
@@ -163,6 +184,8 @@ impl LocalModel {
             path: path.clone(),
             load_time: started.elapsed(),
             backend,
+            layers,
+            placement_note,
         })
     }
 
@@ -306,6 +329,16 @@ impl LocalModel {
         };
         Ok(Generation { text, stop, usage })
     }
+}
+
+/// The layers the loader's device map put on a GPU, read back from the loaded pipeline.
+fn layers_on_gpu(pipeline: &(dyn mistralrs::core::Pipeline + Send + Sync)) -> LayerSplit {
+    let Some(mapper) = pipeline.device_mapper() else {
+        return LayerSplit { on_gpu: 0, of: 0 };
+    };
+    let of = mapper.num_device_mapping_layers();
+    let on_gpu = (0..of).filter(|&layer| mapper.device_for(layer, false).is_some_and(|d| !d.is_cpu())).count();
+    LayerSplit { on_gpu, of }
 }
 
 fn text_messages(messages: &[ChatMessage]) -> mistralrs::TextMessages {

@@ -36,6 +36,15 @@ impl Model {
         }
     }
 
+    /// For the user when a local model did not fit on the GPU and runs partly or wholly on
+    /// the CPU; `None` otherwise.
+    pub fn placement_note(&self) -> Option<String> {
+        match self {
+            Model::Local(m) => m.placement_note.clone(),
+            Model::Remote(_) => None,
+        }
+    }
+
     /// The server the prompt is sent to; `None` when it never leaves this machine.
     pub fn remote_host(&self) -> Option<&str> {
         match self {

@@ -61,6 +61,9 @@ pub enum ModelEvent {
         seconds: f64,
         /// Where it runs ([`Model::backend`]): "CPU", the GPU, or the CPU and why not the GPU.
         backend: String,
+        /// When the model did not fit on the GPU ([`Model::placement_note`]): what runs on the
+        /// CPU, and what to do about it.
+        note: Option<String>,
     },
     /// The load failed; the request returns the error itself.
     Failed {
@@ -185,7 +188,12 @@ impl Session {
                 return Err(e);
             }
         };
-        on_event(ModelEvent::Loaded { name: model.name(), seconds: started.elapsed().as_secs_f64(), backend: model.backend() });
+        on_event(ModelEvent::Loaded {
+            name: model.name(),
+            seconds: started.elapsed().as_secs_f64(),
+            backend: model.backend(),
+            note: model.placement_note(),
+        });
         *slot = Some(model.clone());
         Ok(model)
     }
