@@ -85,6 +85,10 @@ pub struct EditsArgs {
     /// Port for the `perimeter serve` that Aider talks to.
     #[arg(long, default_value_t = 18631)]
     port: u16,
+    /// Print the tables of the results already in --out (for the selected exercises) and stop,
+    /// without loading a model.
+    #[arg(long)]
+    report: bool,
     /// Do not ask a model: check that every exercise's stubs fail its tests and its reference
     /// solution passes them (that the toolchains and the harness work).
     #[arg(long)]
@@ -120,6 +124,19 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         bail!("no exercises selected: give --exercises the folder that holds <language>/exercises/practice/ (now {})", args.exercises.display());
     }
     // Absolute: the tools run inside it (Go refuses a relative GOPATH, Aider a relative message file).
+    if args.report {
+        let results = report::read(&args.out)?;
+        let models: std::collections::BTreeSet<&str> = results.iter().map(|r| r.model.as_str()).collect();
+        for model in models {
+            let of_model: Vec<ExerciseResult> = results
+                .iter()
+                .filter(|r| r.model == model && exercises.iter().any(|e| e.id() == r.exercise))
+                .cloned()
+                .collect();
+            print_tables(&of_model);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let work = std::path::absolute(args.work.clone().unwrap_or_else(|| args.out.with_extension("work")))?;
     let toolchain = Toolchain {
         js_modules: args.js_modules.as_ref().map(|m| std::path::absolute(m)).transpose()?,
@@ -255,8 +272,14 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|r| r.model == model_name && exercises.iter().any(|e| e.id() == r.exercise))
         .collect();
-    println!("{}", report::table(&report::summarize(&all)));
+    print_tables(&all);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The summary (pass rates, time, tokens) and how the tries ended, as BENCHMARKS.md carries them.
+fn print_tables(results: &[ExerciseResult]) {
+    println!("{}", report::table(&report::summarize(results)));
+    println!("How the tries ended:\n\n{}", report::outcome_table(results));
 }
 
 /// `<out>.pause`: while it exists, the run waits between exercises.

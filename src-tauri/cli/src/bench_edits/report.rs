@@ -103,6 +103,86 @@ pub fn summarize(results: &[ExerciseResult]) -> Vec<Summary> {
         .collect()
 }
 
+/// How a try ended, as the failure table counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Passed,
+    /// The solution files were not changed.
+    NoEdit,
+    /// The code did not compile, or (JavaScript) the test file could not load it.
+    DoesNotBuild,
+    /// It built and ran, and tests failed.
+    TestsFail,
+    TimedOut,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [Outcome::Passed, Outcome::NoEdit, Outcome::DoesNotBuild, Outcome::TestsFail, Outcome::TimedOut];
+
+    /// Read from the try and its test output; `exercise` ("rust/forth") says the toolchain.
+    pub fn of(t: &TryReport, exercise: &str) -> Outcome {
+        if t.tests_passed {
+            return Outcome::Passed;
+        }
+        if !t.edited {
+            return Outcome::NoEdit;
+        }
+        if t.tests_timed_out {
+            return Outcome::TimedOut;
+        }
+        let out = &t.test_output_head;
+        // What each toolchain prints when it stops before any test ran.
+        let build_failed = match exercise.split('/').next().unwrap_or_default() {
+            "rust" => out.contains("error[E") || out.contains("error: could not compile"),
+            "go" => out.contains("[build failed]") || out.contains("[setup failed]"),
+            "cpp" => out.contains(": error:") || out.contains("undefined reference to"),
+            "javascript" => out.contains("Test suite failed to run"),
+            _ => false,
+        };
+        if build_failed {
+            Outcome::DoesNotBuild
+        } else {
+            Outcome::TestsFail
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::NoEdit => "no usable edit",
+            Outcome::DoesNotBuild => "does not build",
+            Outcome::TestsFail => "tests fail",
+            Outcome::TimedOut => "timed out",
+        }
+    }
+}
+
+/// How each assistant's tries ended, try by try, over the exercises every assistant finished
+/// (as [`summarize`]): where the failures are.
+pub fn outcome_table(results: &[ExerciseResult]) -> String {
+    let assistants: std::collections::BTreeSet<&str> = results.iter().map(|r| r.assistant.as_str()).collect();
+    let common = |e: &str| assistants.iter().all(|a| results.iter().any(|r| r.assistant == *a && r.exercise == e));
+    let mut counts: BTreeMap<(&str, usize), BTreeMap<Outcome, usize>> = BTreeMap::new();
+    for r in results.iter().filter(|r| common(&r.exercise)) {
+        for (n, t) in r.tries.iter().enumerate() {
+            *counts.entry((&r.assistant, n + 1)).or_default().entry(Outcome::of(t, &r.exercise)).or_default() += 1;
+        }
+    }
+    let mut out = String::from("| assistant | try | tries |");
+    for o in Outcome::ALL {
+        out.push_str(&format!(" {} |", o.label()));
+    }
+    out.push_str(&format!("\n|---|---|---|{}\n", "---|".repeat(Outcome::ALL.len())));
+    for ((assistant, n), by) in counts {
+        out.push_str(&format!("| {assistant} | {n} | {} |", by.values().sum::<usize>()));
+        for o in Outcome::ALL {
+            out.push_str(&format!(" {} |", by.get(&o).copied().unwrap_or(0)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The summaries as a Markdown table.
 pub fn table(summaries: &[Summary]) -> String {
     let mut out = String::from(
@@ -158,6 +238,46 @@ mod tests {
         assert_eq!((aider.pass_at_1, aider.pass_at_2), (0.0, 50.0));
         // Three of aider's four tries changed nothing.
         assert_eq!(aider.no_edit_share, 75.0);
+    }
+
+    fn tried(edited: bool, passed: bool, timed_out: bool, output: &str) -> TryReport {
+        TryReport { edited, tests_passed: passed, tests_timed_out: timed_out, test_output_head: output.into(), ..TryReport::default() }
+    }
+
+    /// Test output as each toolchain prints it (shortened from real runs).
+    #[test]
+    fn outcomes_tell_a_build_failure_from_failing_tests() {
+        let cases = [
+            ("rust/accumulate", "error[E0308]: mismatched types\n  --> tests/accumulate.rs:43:20", Outcome::DoesNotBuild),
+            ("rust/acronym", "running 10 tests\nall_caps_word --- FAILED\nthread 'all_caps_word' panicked", Outcome::TestsFail),
+            ("go/alphametics", "./alphametics.go:5:14: undefined: strings\nFAIL\talphametics [build failed]", Outcome::DoesNotBuild),
+            ("go/bowling", "--- FAIL: TestScore (0.00s)\nFAIL\tbowling\t0.004s", Outcome::TestsFail),
+            ("cpp/allergies", "allergies.cpp:3:11: error: 'namespace allergies { }' redeclared", Outcome::DoesNotBuild),
+            ("cpp/clock", "clock_test.cpp:12: FAILED:\n  REQUIRE( \"08:00\" == clock )", Outcome::TestsFail),
+            ("javascript/binary", "FAIL ./binary.spec.js\n  ● Test suite failed to run\n    SyntaxError", Outcome::DoesNotBuild),
+            ("javascript/affine-cipher", "FAIL ./affine-cipher.spec.js\n  ✕ encode yes (7 ms)", Outcome::TestsFail),
+        ];
+        for (exercise, output, expected) in cases {
+            assert_eq!(Outcome::of(&tried(true, false, false, output), exercise), expected, "{exercise}");
+        }
+        // Passing and not editing come first: a stub that passes unchanged counts as passed.
+        assert_eq!(Outcome::of(&tried(false, true, false, ""), "go/counter"), Outcome::Passed);
+        assert_eq!(Outcome::of(&tried(false, false, false, "error[E0308]"), "rust/a"), Outcome::NoEdit);
+        assert_eq!(Outcome::of(&tried(true, false, true, ""), "rust/a"), Outcome::TimedOut);
+    }
+
+    #[test]
+    fn the_outcome_table_counts_tries_of_exercises_all_assistants_finished() {
+        let mut a = result("go/a", "perimeter", &[false, false]);
+        a.tries[0].edited = true;
+        a.tries[0].test_output_head = "FAIL\ta [build failed]".into();
+        let b = result("go/a", "aider", &[false, true]);
+        let unfinished = result("go/b", "perimeter", &[true]);
+        let table = outcome_table(&[a, b, unfinished]);
+        assert!(table.contains("| aider | 1 | 1 | 0 | 1 | 0 | 0 | 0 |"), "{table}");
+        assert!(table.contains("| aider | 2 | 1 | 1 | 0 | 0 | 0 | 0 |"), "{table}");
+        assert!(table.contains("| perimeter | 1 | 1 | 0 | 0 | 1 | 0 | 0 |"), "{table}");
+        assert!(table.contains("| perimeter | 2 | 1 | 0 | 1 | 0 | 0 | 0 |"), "{table}");
     }
 
     #[test]
