@@ -507,8 +507,20 @@ def main(app, perimeter):
         d.wait_text(".projects li.active", "watching", timeout=60)
         d.click("[data-testid=view-agent]")
         d.type("textarea[aria-label=Task]", "The add function in calc.js is wrong; make the tests pass")
+        # The model's answer is shown as it is written and goes when its step ends: an
+        # observer keeps the last text the live view had.
+        d.script("window.__written = ''; new MutationObserver(() => {"
+                 " const w = document.querySelector('[data-testid=agent-writing]'); if (w) window.__written = w.textContent;"
+                 "}).observe(document.body, {subtree: true, childList: true, characterData: true})")
         d.click("[data-testid=agent-start]")
+        try:
+            d.find("[data-testid=agent-writing]", timeout=240)
+            d.screenshot("agent-writing")
+        except (AssertionError, RuntimeError):
+            pass  # written before a poll saw it; the observer's record below is the check
         d.wait_text("[data-testid=agent-approval]", "npm test", timeout=240)
+        written = d.script("return window.__written")
+        assert "The model is writing" in written and "function add(a, b)" in written, written
         d.wait_text("[data-testid=agent-steps]", "changed calc.js")
         d.screenshot("agent-approval")
         d.click("[data-testid=approve-once]")

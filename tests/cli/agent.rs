@@ -39,6 +39,11 @@ fn qwen_fixes_a_bug_the_tests_confirm_it_and_the_run_rewinds_exactly() {
     let last_run = steps.iter().rev().find(|s| s["call"]["tool"] == "run").unwrap();
     assert_eq!(last_run["outcome"]["command"]["exit_code"], 0, "{last_run:#}");
     assert!(events.iter().any(|e| e["event"] == "call"), "calls are told before they run");
+    // The edit's file streamed as the model wrote it, under the edit's step.
+    let edit_step = steps.iter().find(|s| s["call"]["tool"] == "edit").unwrap()["number"].clone();
+    let written: String =
+        events.iter().filter(|e| e["event"] == "writing" && e["step"] == edit_step).map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(written.contains("calc.js"), "{written}");
     let test = std::process::Command::new("node").arg("test.js").current_dir(&project).output().unwrap();
     assert!(test.status.success(), "the fix holds outside the sandbox too");
     let log = std::fs::read_to_string(sb.data().join("command-log.jsonl")).unwrap();

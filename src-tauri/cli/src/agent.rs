@@ -98,7 +98,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     };
     let json = args.json;
     let mut spinner = crate::load::Spinner::new(!json);
-    let mut events = |e: AgentEvent| show(&e, json);
+    let mut shown = Shown { json, writing: None };
+    let mut events = |e: AgentEvent| shown.show(&e);
     let mut approve = |command: &str| ask_approval(command, json);
     let streams = AgentStreams { model: &mut |e| spinner.show(e), events: &mut events, approve: &mut approve };
     let report = session.agent(&root, &task, &options, "agent", streams).await?;
@@ -112,11 +113,37 @@ async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn show(event: &AgentEvent, json: bool) {
-    if json {
-        println!("{}", serde_json::to_string(event).expect("events serialize"));
-        return;
+/// The run's events on the terminal: JSON lines with `--json`, else a line per call and step,
+/// and a spinner counting the pieces of an answer while the model writes it.
+struct Shown {
+    json: bool,
+    /// The answer being written: its step, the spinner, and pieces so far.
+    writing: Option<(usize, indicatif::ProgressBar, usize)>,
+}
+
+impl Shown {
+    fn show(&mut self, event: &AgentEvent) {
+        if self.json {
+            println!("{}", serde_json::to_string(event).expect("events serialize"));
+            return;
+        }
+        if let AgentEvent::Writing { step, .. } = event {
+            let (_, bar, pieces) = match &mut self.writing {
+                Some(w) if w.0 == *step => w,
+                w => w.insert((*step, crate::progress::spinner(&format!("step {step}: the model is writing")), 0)),
+            };
+            *pieces += 1;
+            bar.set_message(format!("step {step}: the model is writing ({pieces} tokens)"));
+            return;
+        }
+        if let Some((_, bar, _)) = self.writing.take() {
+            bar.finish_and_clear();
+        }
+        show(event);
     }
+}
+
+fn show(event: &AgentEvent) {
     match event {
         AgentEvent::Started { mode } => eprintln!("agent: {mode:?} mode"),
         AgentEvent::Call { step, thought, call } => {
@@ -135,6 +162,7 @@ fn show(event: &AgentEvent, json: bool) {
         AgentEvent::Finished { report } => {
             println!("{:?}: {} ({} steps, {} tokens, {:.1} s)", report.finish, report.summary, report.steps.len(), report.completion_tokens, report.elapsed_ms / 1000.0);
         }
+        AgentEvent::Writing { .. } => {}
     }
 }
 

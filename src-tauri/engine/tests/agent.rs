@@ -35,15 +35,30 @@ fn generation(text: String) -> Generation {
 }
 
 impl Brain for Recorded {
-    async fn answer(&self, messages: &[ChatMessage], params: &GenerationParams, _: &CancellationToken) -> Result<Generation> {
+    async fn answer(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        _: &CancellationToken,
+    ) -> Result<Generation> {
         assert!(params.json_schema.is_some(), "every call is held to the schema");
         self.prompts.lock().unwrap().push(messages.to_vec());
         let next = self.calls.lock().unwrap().pop().expect("the agent asked for more answers than were recorded");
+        write_in_pieces(&next, on_text);
         Ok(generation(next))
     }
 
-    async fn propose(&self, index: &ProjectIndex, _: &[Exchange], instruction: &str, _: &CancellationToken) -> Result<Proposal> {
+    async fn propose(
+        &self,
+        index: &ProjectIndex,
+        _: &[Exchange],
+        instruction: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        _: &CancellationToken,
+    ) -> Result<Proposal> {
         let text = self.edits.lock().unwrap().pop().expect("an edit was not expected");
+        write_in_pieces(&text, on_text);
         let answer = EditAnswer { model: "recorded".into(), text, stop: StopReason::EndOfText, usage: Usage::default(), context: Default::default() };
         let mut seen = HashMap::new();
         for path in index.paths()? {
@@ -52,6 +67,14 @@ impl Brain for Recorded {
             }
         }
         Ok(edit::propose(index.root(), &index.paths()?, instruction, EditFormat::WholeFile, answer, &seen, true))
+    }
+}
+
+/// The recorded answer as a model streams it: a few characters at a time.
+fn write_in_pieces(text: &str, on_text: &mut (dyn FnMut(&str) + Send)) {
+    let chars: Vec<char> = text.chars().collect();
+    for piece in chars.chunks(5) {
+        on_text(&piece.iter().collect::<String>());
     }
 }
 
@@ -132,6 +155,16 @@ async fn free_tool_use_searches_reads_edits_tests_and_finishes_and_rewinds_exact
     assert_eq!(std::fs::read_to_string(root.path().join("calc.py")).unwrap(), "def add(a, b):\n    return a + b\n");
     assert!(matches!(events.first(), Some(AgentEvent::Started { mode: Mode::Free })));
     assert!(matches!(events.last(), Some(AgentEvent::Finished { .. })));
+    // The hosts saw each answer as it was written, under the step it was for: the call of
+    // step 1, and in step 3 the call and then the edited file.
+    let written = |n: usize| -> String {
+        events.iter().filter_map(|e| match e { AgentEvent::Writing { step, text } if *step == n => Some(text.as_str()), _ => None }).collect()
+    };
+    assert_eq!(written(1), r#"{"thought": "find add", "tool": "search", "args": {"query": "add"}}"#);
+    assert!(written(3).starts_with(r#"{"thought": "fix""#) && written(3).ends_with(FIXED), "{}", written(3));
+    let first_piece = events.iter().position(|e| matches!(e, AgentEvent::Writing { step: 1, .. })).unwrap();
+    let first_step = events.iter().position(|e| matches!(e, AgentEvent::Step { .. })).unwrap();
+    assert!(first_piece < first_step, "the answer streams before its step ends");
 
     // The system prompt is the same bytes at every step (the model's prefix cache is reused),
     // and every result went back to the model.

@@ -924,7 +924,15 @@ thought: string,
 /**
  * The call.
  */
-call: ToolCall, } | { "event": "step", 
+call: ToolCall, } | { "event": "writing", 
+/**
+ * The step the answer is for.
+ */
+step: number, 
+/**
+ * The next piece of the answer.
+ */
+text: string, } | { "event": "step", 
 /**
  * The step, with its outcome.
  */

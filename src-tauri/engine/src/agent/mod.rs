@@ -36,11 +36,26 @@ pub use tools::Workbench;
 
 /// What produces the agent's decisions: the model, or (in tests) recorded answers.
 pub trait Brain: Sync {
-    /// The next answer to `messages`, held to `params.json_schema` where the model can be.
-    fn answer(&self, messages: &[ChatMessage], params: &GenerationParams, cancel: &CancellationToken) -> impl Future<Output = Result<Generation>> + Send;
+    /// The next answer to `messages`, held to `params.json_schema` where the model can be;
+    /// its text goes to `on_text` a piece at a time as it is written.
+    fn answer(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Generation>> + Send;
 
-    /// A proposal for `instruction` (which names the file to change), from the edit machinery.
-    fn propose(&self, index: &ProjectIndex, history: &[crate::context::Exchange], instruction: &str, cancel: &CancellationToken) -> impl Future<Output = Result<Proposal>> + Send;
+    /// A proposal for `instruction` (which names the file to change), from the edit machinery;
+    /// the model's answer goes to `on_text` as it is written.
+    fn propose(
+        &self,
+        index: &ProjectIndex,
+        history: &[crate::context::Exchange],
+        instruction: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Proposal>> + Send;
 }
 
 /// How the agent drives the tools.
@@ -193,6 +208,14 @@ pub enum AgentEvent {
         /// The call.
         call: ToolCall,
     },
+    /// The model's answer for step `step` as it is written, a piece at a time (a call in free
+    /// mode, the changed file in an edit): minutes on a CPU, so the window shows it grow.
+    Writing {
+        /// The step the answer is for.
+        step: usize,
+        /// The next piece of the answer.
+        text: String,
+    },
     /// A step finished.
     Step {
         /// The step, with its outcome.
@@ -274,9 +297,14 @@ struct Run<'a, 'b, B> {
 impl<B: Brain> Run<'_, '_, B> {
     /// Tells the call, carries it out, and records the step; returns its outcome.
     async fn step(&mut self, thought: String, call: ToolCall) -> Result<Outcome> {
-        (self.on_event)(AgentEvent::Call { step: self.steps.len() + 1, thought: thought.clone(), call: call.clone() });
+        let number = self.steps.len() + 1;
+        (self.on_event)(AgentEvent::Call { step: number, thought: thought.clone(), call: call.clone() });
         let o = self.options;
-        let outcome = tools::carry_out(self.brain, self.bench, &call, &o.approval, &o.command_limits, &mut *self.approve, self.cancel).await?;
+        let on_event = &mut *self.on_event;
+        let mut on_text = |text: &str| on_event(AgentEvent::Writing { step: number, text: text.to_string() });
+        let outcome =
+            tools::carry_out(self.brain, self.bench, &call, &o.approval, &o.command_limits, &mut *self.approve, &mut on_text, self.cancel)
+                .await?;
         self.record(thought, Some(call), outcome.clone());
         Ok(outcome)
     }
@@ -304,7 +332,10 @@ impl<B: Brain> Run<'_, '_, B> {
             if self.tokens >= self.options.max_tokens {
                 return Ok((Finish::TokenLimit, format!("stopped after {} tokens", self.tokens)));
             }
-            let generation = self.brain.answer(&messages, &params, self.cancel).await?;
+            let number = self.steps.len() + 1;
+            let on_event = &mut *self.on_event;
+            let mut on_text = |text: &str| on_event(AgentEvent::Writing { step: number, text: text.to_string() });
+            let generation = self.brain.answer(&messages, &params, &mut on_text, self.cancel).await?;
             self.tokens += generation.usage.completion_tokens;
             self.call_usage = Some(generation.usage.clone());
             if generation.stop == StopReason::Cancelled {

@@ -17,14 +17,34 @@ pub struct ModelBrain<'a> {
 }
 
 impl Brain for ModelBrain<'_> {
-    async fn answer(&self, messages: &[ChatMessage], params: &GenerationParams, cancel: &CancellationToken) -> Result<Generation> {
-        self.model.generate(messages, params, &mut |_: &str| true, cancel).await
+    async fn answer(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<Generation> {
+        self.model.generate(messages, params, &mut |t: &str| keep_going(on_text, t), cancel).await
     }
 
-    async fn propose(&self, index: &ProjectIndex, history: &[Exchange], instruction: &str, cancel: &CancellationToken) -> Result<Proposal> {
+    async fn propose(
+        &self,
+        index: &ProjectIndex,
+        history: &[Exchange],
+        instruction: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<Proposal> {
         // Files the instruction names are all shown whole; one more is retrieved only when it names none.
         let options = RequestOptions { retrieve: 1, ..RequestOptions::for_edits() };
-        assistant::propose_edit(self.model, index, history, instruction, Some(EditFormat::WholeFile), &options, &mut |_: &str| true, cancel)
+        let format = Some(EditFormat::WholeFile);
+        assistant::propose_edit(self.model, index, history, instruction, format, &options, &mut |t: &str| keep_going(on_text, t), cancel)
             .await
     }
+}
+
+/// Passes a piece of the answer on; the run stops through its cancellation token, not here.
+fn keep_going(on_text: &mut (dyn FnMut(&str) + Send), text: &str) -> bool {
+    on_text(text);
+    true
 }

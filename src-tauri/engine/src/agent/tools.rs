@@ -68,13 +68,14 @@ pub async fn carry_out<B: Brain>(
     approval: &ApprovalMode,
     limits: &Limits,
     approve: &mut (dyn FnMut(&str) -> Decision + Send),
+    on_text: &mut (dyn FnMut(&str) + Send),
     cancel: &CancellationToken,
 ) -> Result<Outcome> {
     Ok(match call {
         ToolCall::Search { query } => search(bench, query),
         ToolCall::ReadFile { path, start_line, end_line } => read_file(bench, path, *start_line, *end_line),
         ToolCall::ListFiles { under } => list_files(bench, under.as_deref()),
-        ToolCall::Edit { path, instruction } => edit_file(brain, bench, path, instruction, cancel).await?,
+        ToolCall::Edit { path, instruction } => edit_file(brain, bench, path, instruction, on_text, cancel).await?,
         ToolCall::Run { command } => run(bench, command, approval, limits, approve, cancel).await?,
         ToolCall::Done { summary } => Outcome::done(summary),
     })
@@ -136,14 +137,21 @@ fn list_files(bench: &Workbench<'_>, under: Option<&str>) -> Outcome {
     Outcome::ok(format!("{} file(s)", chosen.len()), out)
 }
 
-async fn edit_file<B: Brain>(brain: &B, bench: &Workbench<'_>, path: &str, instruction: &str, cancel: &CancellationToken) -> Result<Outcome> {
+async fn edit_file<B: Brain>(
+    brain: &B,
+    bench: &Workbench<'_>,
+    path: &str,
+    instruction: &str,
+    on_text: &mut (dyn FnMut(&str) + Send),
+    cancel: &CancellationToken,
+) -> Result<Outcome> {
     let rel = path.trim_start_matches("./");
     if inside(bench.root(), rel).is_none() {
         return Ok(Outcome::failed(format!("{path} is outside the project"), format!("`{path}` is outside the project.")));
     }
     // Naming the file first makes it the one the edit machinery shows the model, whole.
     let request = format!("In {rel}: {instruction}");
-    let proposal = match brain.propose(bench.index, &[], &request, cancel).await {
+    let proposal = match brain.propose(bench.index, &[], &request, on_text, cancel).await {
         Ok(p) => p,
         Err(e) => return Ok(Outcome::failed(format!("no edit: {e}"), format!("The edit failed: {e}"))),
     };
