@@ -119,12 +119,11 @@ impl LocalModel {
         // mistral.rs maps as many layers to the GPU as fit beside a KV cache this long: the
         // context the fit counted when it said the model fits the GPU, so pick and load agree
         // (mistral.rs's default is 4,096 tokens). The CPU keeps the default: nothing is split.
-        let device_map = match placement.is_gpu() {
-            true => AutoDeviceMapParams::Text {
-                max_seq_len: RUN_CONTEXT_TOKENS.min(info.context_length.unwrap_or(RUN_CONTEXT_TOKENS)) as usize,
-                max_batch_size: 1,
-            },
-            false => AutoDeviceMapParams::default_text(),
+        let device_map = if placement.is_gpu() {
+            let window = RUN_CONTEXT_TOKENS.min(info.context_length.unwrap_or(RUN_CONTEXT_TOKENS));
+            AutoDeviceMapParams::Text { max_seq_len: window as usize, max_batch_size: 1 }
+        } else {
+            AutoDeviceMapParams::default_text()
         };
         let dtype = options.dtype.to_model_dtype();
         let file = path.clone();
