@@ -133,7 +133,8 @@ impl Shown {
                 w => w.insert((*step, crate::progress::spinner(&format!("step {step}: the model is writing")), 0)),
             };
             *pieces += 1;
-            bar.set_message(format!("step {step}: the model is writing ({pieces} tokens)"));
+            let unit = if *pieces == 1 { "token" } else { "tokens" };
+            bar.set_message(format!("step {step}: the model is writing ({pieces} {unit})"));
             return;
         }
         if let Some((_, bar, _)) = self.writing.take() {
