@@ -123,7 +123,6 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
     if exercises.is_empty() {
         bail!("no exercises selected: give --exercises the folder that holds <language>/exercises/practice/ (now {})", args.exercises.display());
     }
-    // Absolute: the tools run inside it (Go refuses a relative GOPATH, Aider a relative message file).
     if args.report {
         let results = report::read(&args.out)?;
         let models: std::collections::BTreeSet<&str> = results.iter().map(|r| r.model.as_str()).collect();
@@ -137,6 +136,7 @@ pub async fn run(args: EditsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Absolute: the tools run inside it (Go refuses a relative GOPATH, Aider a relative message file).
     let work = std::path::absolute(args.work.clone().unwrap_or_else(|| args.out.with_extension("work")))?;
     let toolchain = Toolchain {
         js_modules: args.js_modules.as_ref().map(|m| std::path::absolute(m)).transpose()?,
