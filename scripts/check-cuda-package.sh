@@ -20,19 +20,20 @@ done
 hw=$(env -u LD_LIBRARY_PATH "$cli" hw)
 echo "$hw" | sed -n '/^Engine/,/^$/p'
 run=$(env -u LD_LIBRARY_PATH "$cli" bench inference --model "$model" --prompt-tokens 64 --decode-tokens 8 --runs 1 --json)
-backend=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["decode_tokens_per_s"] > 0, r; print(r["backend"])' "$run")
-layers=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["layers_on_gpu"], r["layers"])' "$run")
-echo "bench inference ran on: $backend (layers on the GPU, of all: $layers)"
+# One line: layers on the GPU, all layers, where it ran (a failed assert stops the script).
+fields=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["decode_tokens_per_s"] > 0, r
+print(r["layers_on_gpu"], r["layers"], r["backend"])' "$run")
+read -r on of backend <<<"$fields"
+echo "bench inference ran on: $backend (layers on the GPU: $on of $of)"
 
 if [ -e /proc/driver/nvidia/version ]; then
   grep -q "backends usable here: cpu, cuda" <<<"$hw" || { echo "error: a driver is loaded but the CUDA build does not use it" >&2; exit 1; }
   [[ "$backend" == *"(CUDA, compute "* ]] || { echo "error: the model did not run on the GPU: $backend" >&2; exit 1; }
   # A small model fits any supported GPU whole.
-  read -r on of <<<"$layers"
   [ "$on" = "$of" ] && [ "$of" -gt 0 ] || { echo "error: only $on of $of layers on the GPU" >&2; exit 1; }
 else
   grep -q "no CUDA: no NVIDIA driver: libcuda.so.1 not found" <<<"$hw" || { echo "error: hw does not say why CUDA is not used" >&2; exit 1; }
   [ "$backend" = "CPU (no NVIDIA driver: libcuda.so.1 not found)" ] || { echo "error: unexpected backend: $backend" >&2; exit 1; }
-  [ "${layers%% *}" = 0 ] || { echo "error: layers on a GPU that is not there: $layers" >&2; exit 1; }
+  [ "$on" = 0 ] || { echo "error: $on layers on a GPU that is not there" >&2; exit 1; }
 fi
 echo "ok: $(basename "$deb") starts, says where it runs, and runs $(basename "$model")"

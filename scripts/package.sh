@@ -50,15 +50,14 @@ CARGO_TARGET_DIR="$stage" ui/node_modules/.bin/tauri bundle --ci --bundles "$bun
 
 mkdir -p dist
 # Named by the package ("Perimeter CUDA_0.1.0_amd64.deb" → perimeter-cuda_0.1.0_amd64.deb).
+deb=""
 while IFS= read -r -d '' file; do
   name=$(basename "$file")
   cp "$file" "dist/${name/Perimeter CUDA/perimeter-cuda}"
+  [[ "$name" == *.deb ]] && deb="dist/${name/Perimeter CUDA/perimeter-cuda}"
 done < <(find "$stage/release/bundle" -type f \( -name '*.deb' -o -name '*.rpm' -o -name '*.AppImage' \) -print0)
 
 say "checking the .deb's dependencies"
-deb=$(find "$stage/release/bundle" -name '*.deb' | head -1)
-deb="dist/$(basename "$deb")"
-deb="${deb/Perimeter CUDA/perimeter-cuda}"
 scripts/check-deb-deps.sh "$deb"
 [ "$variant" = cuda ] && scripts/check-cuda-package.sh "$deb"
 ls -lh dist/

@@ -1,7 +1,7 @@
 //! Results: one JSON line per exercise and assistant (so runs can be resumed and diffed), and
 //! the summary table BENCHMARKS.md carries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -74,15 +74,11 @@ pub fn summarize(results: &[ExerciseResult]) -> Vec<Summary> {
     for r in results {
         groups.entry((r.assistant.clone(), r.model.clone())).or_default().push(r);
     }
-    let common: Vec<&String> = results
-        .iter()
-        .map(|r| &r.exercise)
-        .filter(|e| groups.values().all(|g| g.iter().any(|r| &r.exercise == *e)))
-        .collect();
+    let common = finished_by_all(results);
     groups
         .into_iter()
         .map(|((assistant, model), rs)| {
-            let rs: Vec<&ExerciseResult> = rs.into_iter().filter(|r| common.contains(&&r.exercise)).collect();
+            let rs: Vec<&ExerciseResult> = rs.into_iter().filter(|r| common.contains(r.exercise.as_str())).collect();
             let n = rs.len().max(1) as f64;
             let tries: Vec<&TryReport> = rs.iter().flat_map(|r| &r.tries).collect();
             let seconds: f64 = tries.iter().map(|t| t.seconds + t.test_seconds).sum();
@@ -160,10 +156,9 @@ impl Outcome {
 /// How each assistant's tries ended, try by try, over the exercises every assistant finished
 /// (as [`summarize`]): where the failures are.
 pub fn outcome_table(results: &[ExerciseResult]) -> String {
-    let assistants: std::collections::BTreeSet<&str> = results.iter().map(|r| r.assistant.as_str()).collect();
-    let common = |e: &str| assistants.iter().all(|a| results.iter().any(|r| r.assistant == *a && r.exercise == e));
+    let common = finished_by_all(results);
     let mut counts: BTreeMap<(&str, usize), BTreeMap<Outcome, usize>> = BTreeMap::new();
-    for r in results.iter().filter(|r| common(&r.exercise)) {
+    for r in results.iter().filter(|r| common.contains(r.exercise.as_str())) {
         for (n, t) in r.tries.iter().enumerate() {
             *counts.entry((&r.assistant, n + 1)).or_default().entry(Outcome::of(t, &r.exercise)).or_default() += 1;
         }
@@ -181,6 +176,18 @@ pub fn outcome_table(results: &[ExerciseResult]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The exercises every (assistant, model) in `results` has a result for: what comparisons count.
+fn finished_by_all(results: &[ExerciseResult]) -> BTreeSet<&str> {
+    let runs: BTreeSet<(&str, &str)> = results.iter().map(|r| (r.assistant.as_str(), r.model.as_str())).collect();
+    let done: BTreeSet<(&str, &str, &str)> =
+        results.iter().map(|r| (r.assistant.as_str(), r.model.as_str(), r.exercise.as_str())).collect();
+    results
+        .iter()
+        .map(|r| r.exercise.as_str())
+        .filter(|e| runs.iter().all(|(a, m)| done.contains(&(*a, *m, *e))))
+        .collect()
 }
 
 /// The summaries as a Markdown table.

@@ -299,11 +299,10 @@ impl<B: Brain> Run<'_, '_, B> {
     async fn step(&mut self, thought: String, call: ToolCall) -> Result<Outcome> {
         let number = self.steps.len() + 1;
         (self.on_event)(AgentEvent::Call { step: number, thought: thought.clone(), call: call.clone() });
-        let o = self.options;
-        let on_event = &mut *self.on_event;
-        let mut on_text = |text: &str| on_event(AgentEvent::Writing { step: number, text: text.to_string() });
+        let (approval, limits) = (&self.options.approval, &self.options.command_limits);
+        // The answer's pieces go out as `writing` events while the call is carried out.
         let outcome =
-            tools::carry_out(self.brain, self.bench, &call, &o.approval, &o.command_limits, &mut *self.approve, &mut on_text, self.cancel)
+            tools::carry_out(self.brain, self.bench, &call, approval, limits, &mut *self.approve, &mut writing_to(&mut *self.on_event, number), self.cancel)
                 .await?;
         self.record(thought, Some(call), outcome.clone());
         Ok(outcome)
@@ -332,10 +331,8 @@ impl<B: Brain> Run<'_, '_, B> {
             if self.tokens >= self.options.max_tokens {
                 return Ok((Finish::TokenLimit, format!("stopped after {} tokens", self.tokens)));
             }
-            let number = self.steps.len() + 1;
-            let on_event = &mut *self.on_event;
-            let mut on_text = |text: &str| on_event(AgentEvent::Writing { step: number, text: text.to_string() });
-            let generation = self.brain.answer(&messages, &params, &mut on_text, self.cancel).await?;
+            let generation =
+                self.brain.answer(&messages, &params, &mut writing_to(&mut *self.on_event, self.steps.len() + 1), self.cancel).await?;
             self.tokens += generation.usage.completion_tokens;
             self.call_usage = Some(generation.usage.clone());
             if generation.stop == StopReason::Cancelled {
@@ -408,6 +405,11 @@ impl<B: Brain> Run<'_, '_, B> {
         }
         Ok((Finish::RoundsUsed, format!("the tests still fail after {rounds} round(s)")))
     }
+}
+
+/// Tells `on_event` each piece of the answer the model writes for step `step`.
+fn writing_to(on_event: &mut (dyn FnMut(AgentEvent) + Send), step: usize) -> impl FnMut(&str) + Send + '_ {
+    move |text: &str| on_event(AgentEvent::Writing { step, text: text.to_string() })
 }
 
 /// Lines of a failing test run's output shown to the model for the next round (its end,

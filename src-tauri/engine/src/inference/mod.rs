@@ -13,7 +13,7 @@ mod model;
 pub mod remote;
 
 pub use crate::models::gguf::SUPPORTED_ARCHITECTURES;
-pub use device::{cuda_unusable, describe_load, LayerSplit, Placement};
+pub use device::{cuda_unusable, LayerSplit, Placement};
 pub use local::{ComputeDtype, LoadOptions, LocalModel};
 pub use model::Model;
 pub use remote::{RemoteModel, RemoteOptions};
