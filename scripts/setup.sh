@@ -79,6 +79,6 @@ fi
 
 # --- models -----------------------------------------------------------------------------------
 say "checking the development model"
-# The tests also run a real coding model (Qwen2.5-Coder-0.5B, 491 MB) and the
-# unsupported-architecture fixture.
-if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all --real --embed; else scripts/fetch-models.sh; fi
+# The tests also run a real coding model (Qwen2.5-Coder-0.5B, 491 MB), the
+# unsupported-architecture fixture, and both embedding models (MiniLM 91 MB, EmbeddingGemma 1.2 GB).
+if [ "$want_tests" = 1 ]; then scripts/fetch-models.sh --all --real --embed --embed-gemma; else scripts/fetch-models.sh; fi

@@ -164,7 +164,7 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
         let t = std::time::Instant::now();
         let options = SearchOptions { limit: args.limit, ..SearchOptions::default() };
         let query_vector = match (&embedder, &semantic) {
-            (Some(e), Some(_)) => Some(e.embed(&[query])?.remove(0)),
+            (Some(e), Some(_)) => Some(e.embed_query(query)?),
             _ => None,
         };
         let results = match (&semantic, &query_vector) {

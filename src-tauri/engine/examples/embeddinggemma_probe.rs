@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         let texts: Vec<&str> = chunks.iter().map(String::as_str).collect();
         let started = Instant::now();
         for batch in texts.chunks(8) {
-            embedder.embed(batch)?;
+            embedder.embed_documents(batch)?;
         }
         let peer = chunks.len() as f64 / started.elapsed().as_secs_f64();
         println!("all-MiniLM-L6-v2 (peer): {peer:.2} chunks/s; EmbeddingGemma takes {:.1}x as long", peer / gemma);

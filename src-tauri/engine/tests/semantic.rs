@@ -1,7 +1,8 @@
 //! Semantic retrieval with the real small embedding model (all-MiniLM-L6-v2): vectors that
 //! follow meaning, search that finds a file described without its words, embedding only what
-//! changed, stopping and going on, and the clear error for a model that cannot be used.
-//! Needs `scripts/fetch-models.sh --embed`.
+//! changed, stopping and going on, and the clear error for a model that cannot be used; and
+//! the same search with EmbeddingGemma-300m, the other family (run by mistral.rs).
+//! Needs `scripts/fetch-models.sh --embed --embed-gemma`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,12 @@ use perimeter_engine::{CancellationToken, Error};
 fn model_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/local/all-minilm-l6-v2");
     assert!(dir.join("model.safetensors").is_file(), "{} is missing: run scripts/fetch-models.sh --embed", dir.display());
+    dir
+}
+
+fn gemma_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/local/embeddinggemma-300m");
+    assert!(dir.join("model.safetensors").is_file(), "{} is missing: run scripts/fetch-models.sh --embed-gemma", dir.display());
     dir
 }
 
@@ -73,7 +80,7 @@ fn vectors_follow_meaning_and_are_unit_length() {
     let e = Embedder::load(&model_dir()).unwrap();
     assert_eq!(e.dims(), 384);
     let v = e
-        .embed(&["retry the request after a growing delay", "exponential backoff between attempts", "render an HTML table"])
+        .embed_documents(&["retry the request after a growing delay", "exponential backoff between attempts", "render an HTML table"])
         .unwrap();
     assert_eq!(v.len(), 3);
     for x in &v {
@@ -82,7 +89,7 @@ fn vectors_follow_meaning_and_are_unit_length() {
     let (near, far) = (cosine(&v[0], &v[1]), cosine(&v[0], &v[2]));
     assert!(near > far + 0.2, "related {near} vs unrelated {far}");
     // Batching and padding change nothing: a text alone gets the vector it got in the batch.
-    let alone = e.embed(&["render an HTML table"]).unwrap().remove(0);
+    let alone = e.embed_documents(&["render an HTML table"]).unwrap().remove(0);
     assert!(cosine(&alone, &v[2]) > 0.9999, "padding leaked into the mean: {}", cosine(&alone, &v[2]));
 }
 
@@ -96,7 +103,7 @@ fn semantic_and_hybrid_search_find_the_file_the_words_miss() {
     assert_eq!((s.chunks_embedded, s.chunks_reused, s.cancelled), (3, 0, false));
     let table = index.semantic_table(&store).unwrap();
     assert_eq!(table.coverage(), (3, 3));
-    let q = e.embed(&[QUESTION]).unwrap().remove(0);
+    let q = e.embed_query(QUESTION).unwrap();
     let options = SearchOptions::default();
 
     let lexical = index.search_by(QUESTION, &options, SearchMode::Lexical, Some((&table, &q))).unwrap();
@@ -188,4 +195,57 @@ fn a_session_with_the_default_embedder_retrieves_by_meaning_and_one_without_it_b
     let q = Project::new();
     bare.add_project(q.dir.path()).unwrap();
     assert!(bare.embed_project(q.dir.path(), &mut |_| {}).unwrap().is_none());
+}
+
+#[test]
+fn embeddinggemma_reads_queries_and_code_with_its_own_prompts_and_finds_the_file_the_words_miss() {
+    let e = Embedder::load(&gemma_dir()).unwrap();
+    assert_eq!((e.dims(), e.id().as_str()), (768, "embeddinggemma-300m-768d-128t"));
+    let docs = e.embed_documents(&[FILES[0].1, FILES[1].1, FILES[2].1]).unwrap();
+    for v in &docs {
+        assert!((cosine(v, v) - 1.0).abs() < 1e-4, "not unit length");
+    }
+    // A text alone gets the vector it got among others (mistral.rs batches the requests).
+    let alone = e.embed_documents(&[FILES[1].1]).unwrap().remove(0);
+    assert!(cosine(&alone, &docs[1]) > 0.999, "{}", cosine(&alone, &docs[1]));
+    let q = e.embed_query(QUESTION).unwrap();
+    let scores: Vec<f32> = docs.iter().map(|d| cosine(&q, d)).collect();
+    assert!(scores[0] > scores[1] + 0.05 && scores[0] > scores[2] + 0.05, "backoff, render, config: {scores:?}");
+    // The query prompt is read: the same words embedded as a document are another vector.
+    let as_document = e.embed_documents(&[QUESTION]).unwrap().remove(0);
+    assert!(cosine(&q, &as_document) < 0.99, "{}", cosine(&q, &as_document));
+
+    let p = Project::new();
+    let index = p.index();
+    let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
+    let s = index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
+    assert_eq!(s.chunks_embedded, 3);
+    let table = index.semantic_table(&store).unwrap();
+    let found = index.search_by(QUESTION, &SearchOptions::default(), SearchMode::Semantic, Some((&table, &q))).unwrap();
+    assert_eq!(found.files[0].path, "src/backoff.rs", "{:?}", found.files);
+}
+
+#[test]
+fn an_embeddinggemma_folder_with_broken_weights_is_a_clear_error() {
+    let broken = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(gemma_dir()).unwrap().flatten() {
+        let name = entry.file_name();
+        if entry.path().is_file() && name != "model.safetensors" {
+            std::fs::copy(entry.path(), broken.path().join(&name)).unwrap();
+        } else if entry.path().is_dir() {
+            std::os::unix::fs::symlink(entry.path(), broken.path().join(&name)).unwrap();
+        }
+    }
+    let mut weights = std::fs::File::open(gemma_dir().join("model.safetensors")).unwrap();
+    let mut head = vec![0u8; 64 << 20];
+    std::io::Read::read_exact(&mut weights, &mut head).unwrap();
+    std::fs::write(broken.path().join("model.safetensors"), &head).unwrap();
+    let e = Embedder::load(broken.path()).unwrap_err();
+    assert!(matches!(e, Error::EmbeddingModel { .. }), "{e:?}");
+    assert!(e.to_string().contains("search stays lexical"), "{e}");
+
+    // A model family embedding does not run.
+    std::fs::write(broken.path().join("config.json"), r#"{"model_type": "t5", "max_position_embeddings": 512}"#).unwrap();
+    let e = Embedder::load(broken.path()).unwrap_err();
+    assert!(e.to_string().contains("it is a t5 model"), "{e}");
 }

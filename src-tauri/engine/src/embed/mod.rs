@@ -3,6 +3,8 @@
 //! text, so only new or changed chunks are ever embedded. Ranking with them lives in
 //! [`crate::index`] (semantic and hybrid search).
 
+mod bert;
+mod gemma;
 mod model;
 mod store;
 

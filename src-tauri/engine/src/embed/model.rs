@@ -1,17 +1,20 @@
-//! A sentence-embedding model (the BERT family, as sentence-transformers saves it) run on
-//! candle: text in, one unit-length vector per text out.
+//! A sentence-embedding model as sentence-transformers saves it: text in, one unit-length
+//! vector per text out. Two families run: BERT (all-MiniLM-L6-v2) on candle, and Gemma 3
+//! (EmbeddingGemma) on mistral.rs.
 //!
-//! The folder is what sentence-transformers writes: `config.json`, `tokenizer.json`,
-//! `model.safetensors`, and optionally `sentence_bert_config.json` (the token limit the
-//! model was trained with) and `1_Pooling/config.json` (how token vectors become one).
+//! The folder holds `config.json` (its `model_type` says the family), `tokenizer.json`,
+//! `model.safetensors`, and optionally `sentence_bert_config.json` (the token limit the model
+//! was trained with), `1_Pooling/config.json` (how token vectors become one) and
+//! `config_sentence_transformers.json` (the prompts a model was trained to read before a
+//! query and before a document).
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config as BertConfig;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use super::bert::BertNetwork;
+use super::gemma::GemmaNetwork;
 use crate::error::{Error, Result};
 
 /// Tokens of a text read by default, if the model was trained on as many: on two cores
@@ -19,20 +22,40 @@ use crate::error::{Error, Result};
 /// its score tensors are what candle's CPU backend spends its time allocating).
 const DEFAULT_MAX_TOKENS: usize = 128;
 
-/// How a text's token vectors are pooled into one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pooling {
-    Mean,
-    Cls,
+/// The network behind an [`Embedder`].
+enum Network {
+    Bert(BertNetwork),
+    Gemma(GemmaNetwork),
 }
 
-/// A loaded embedding model. Embedding is CPU work on the calling thread (candle spreads a
-/// batch's matrix products over its own threads).
+/// What the model reads before a text, by the text's role.
+#[derive(Debug, Default)]
+struct Prompts {
+    query: String,
+    document: String,
+}
+
+impl Prompts {
+    /// The model's own prompts: for a query the code-retrieval task if it was trained on one
+    /// (EmbeddingGemma's card names it for code), else its generic query prompt.
+    fn read(dir: &Path) -> Prompts {
+        let Some(config) = optional_json(&dir.join("config_sentence_transformers.json")) else { return Prompts::default() };
+        let prompts = &config["prompts"];
+        let text = |v: &serde_json::Value| v.as_str().map(String::from);
+        let code = prompts.as_object().and_then(|p| p.values().filter_map(text).find(|p| p.contains("code retrieval")));
+        Prompts {
+            query: code.or_else(|| text(&prompts["query"])).unwrap_or_default(),
+            document: text(&prompts["document"]).unwrap_or_default(),
+        }
+    }
+}
+
+/// A loaded embedding model.
 pub struct Embedder {
     id: String,
-    model: BertModel,
+    network: Network,
     tokenizer: Tokenizer,
-    pooling: Pooling,
+    prompts: Prompts,
     dims: usize,
     max_tokens: usize,
     positions: usize,
@@ -46,40 +69,62 @@ impl std::fmt::Debug for Embedder {
 
 impl Embedder {
     /// Loads the sentence-transformers folder `dir`. Every way it can be unusable (missing,
-    /// not a BERT model, a corrupt tensor file) is an [`Error::EmbeddingModel`].
+    /// a family that does not run here, a corrupt tensor file, weights that give no numbers)
+    /// is an [`Error::EmbeddingModel`].
     pub fn load(dir: &Path) -> Result<Embedder> {
         let bad = |reason: String| Error::EmbeddingModel { path: dir.to_path_buf(), reason };
         if !dir.is_dir() {
             return Err(bad("the folder does not exist".into()));
         }
-        let read = |name: &str| -> Result<String> {
-            std::fs::read_to_string(dir.join(name)).map_err(|e| bad(format!("{name}: {e}")))
-        };
-        let config: Config =
-            serde_json::from_str(&read("config.json")?).map_err(|e| bad(format!("config.json is not a BERT config: {e}")))?;
+        let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| bad(format!("config.json: {e}")))?;
+        let config: serde_json::Value =
+            serde_json::from_str(&config_text).map_err(|e| bad(format!("config.json is not JSON: {e}")))?;
+        let positions = config["max_position_embeddings"].as_u64().unwrap_or(512) as usize;
         let max_tokens = optional_json(&dir.join("sentence_bert_config.json"))
             .and_then(|v| v["max_seq_length"].as_u64())
             .map_or(DEFAULT_MAX_TOKENS, |n| (n as usize).min(DEFAULT_MAX_TOKENS))
-            .min(config.max_position_embeddings);
-        let pooling = match optional_json(&dir.join("1_Pooling/config.json")) {
-            Some(v) if v["pooling_mode_cls_token"].as_bool() == Some(true) => Pooling::Cls,
-            _ => Pooling::Mean,
-        };
+            .min(positions);
         let mut tokenizer =
             Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| bad(format!("tokenizer.json: {e}")))?;
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| bad(format!("tokenizer.json: {e}")))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-
-        let weights_path = dir.join("model.safetensors");
-        let weights = std::fs::read(&weights_path).map_err(|e| bad(format!("model.safetensors: {e}")))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(|e| bad(format!("model.safetensors is corrupt or truncated: {e}")))?;
-        let model = BertModel::load(vb, &config).map_err(|e| bad(format!("model.safetensors does not fit config.json: {e}")))?;
-        let id = format!("{}-{}d", folder_name(dir), config.hidden_size);
-        let positions = config.max_position_embeddings;
-        Ok(Embedder { id, model, tokenizer, pooling, dims: config.hidden_size, max_tokens, positions })
+        if !dir.join("model.safetensors").is_file() {
+            return Err(bad("model.safetensors is missing".into()));
+        }
+        let network = match config["model_type"].as_str() {
+            Some("bert") => {
+                let config: BertConfig = serde_json::from_str(&config_text)
+                    .map_err(|e| bad(format!("config.json is not a BERT config: {e}")))?;
+                // BERT runs a batch as one tensor: texts padded to the longest.
+                tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+                Network::Bert(BertNetwork::load(dir, &config).map_err(bad)?)
+            }
+            Some("gemma3_text") => Network::Gemma(GemmaNetwork::load(dir).map_err(bad)?),
+            other => {
+                return Err(bad(format!(
+                    "it is a {} model; embedding runs BERT models (all-MiniLM-L6-v2) and EmbeddingGemma",
+                    other.unwrap_or("unknown")
+                )))
+            }
+        };
+        let mut embedder = Embedder {
+            id: folder_name(dir),
+            network,
+            tokenizer,
+            prompts: Prompts::read(dir),
+            dims: 0,
+            max_tokens,
+            positions,
+        };
+        // One text through the model: its width, and proof that the weights give numbers.
+        let probe = embedder.embed_documents(&["fn main() {}"]).map_err(|e| bad(e.to_string()))?.remove(0);
+        if probe.iter().any(|x| !x.is_finite()) {
+            return Err(bad("the model gives NaN for a test text (corrupt weights?)".into()));
+        }
+        embedder.dims = probe.len();
+        embedder.id = format!("{}-{}d", embedder.id, embedder.dims);
+        Ok(embedder)
     }
 
     /// Names the model and how it reads: vectors of two embedders with the same id compare
@@ -107,42 +152,42 @@ impl Embedder {
         Ok(self)
     }
 
-    /// One unit-length vector per text, in order. Texts are cut at [`Embedder::max_tokens`].
-    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+    /// One unit-length vector per text to be found (a chunk of code or docs), in order,
+    /// each read after the model's document prompt and cut at [`Embedder::max_tokens`].
+    pub fn embed_documents(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed(&self.prompts.document, texts)
+    }
+
+    /// The unit-length vector of a question, read after the model's query prompt.
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        Ok(self.embed(&self.prompts.query, &[query])?.remove(0))
+    }
+
+    fn embed(&self, prompt: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let failed = |reason: String| Error::Embedding { reason };
-        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| failed(e.to_string()))?;
-        let rows = encodings.len();
-        let len = encodings[0].get_ids().len();
-        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            encodings.iter().flat_map(|e| f(e).iter().copied()).collect()
+        let prompted: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+        let encodings = self.tokenizer.encode_batch(prompted, true).map_err(|e| failed(e.to_string()))?;
+        let mut vectors = match &self.network {
+            Network::Bert(bert) => bert.vectors(&encodings).map_err(|e| failed(e.to_string()))?,
+            Network::Gemma(gemma) => gemma.vectors(encodings.iter().map(|e| e.get_ids().to_vec()).collect()).map_err(failed)?,
         };
-        let tensor = |v: Vec<u32>| Tensor::from_vec(v, (rows, len), &Device::Cpu).map_err(|e| failed(e.to_string()));
-        let ids = tensor(flat(&|e| e.get_ids()))?;
-        let type_ids = tensor(flat(&|e| e.get_type_ids()))?;
-        let mask = tensor(flat(&|e| e.get_attention_mask()))?;
-        let pooled = (|| -> candle_core::Result<Tensor> {
-            let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (rows, len, dims)
-            let pooled = match self.pooling {
-                Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-                Pooling::Mean => {
-                    // Padding must not count: average over the real tokens only.
-                    let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-                    let sum = hidden.broadcast_mul(&m)?.sum(1)?;
-                    sum.broadcast_div(&m.sum(1)?)?
-                }
-            };
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-            pooled.broadcast_div(&norm)
-        })()
-        .map_err(|e| failed(e.to_string()))?;
-        pooled.to_vec2::<f32>().map_err(|e| failed(e.to_string()))
+        vectors.iter_mut().for_each(|v| normalize(v));
+        Ok(vectors)
     }
 }
 
-fn optional_json(path: &Path) -> Option<serde_json::Value> {
+/// Scales `v` to length 1 (a zero vector stays zero), so that a dot product is the cosine.
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 1e-12 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+pub(super) fn optional_json(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 

@@ -176,7 +176,7 @@ impl ProjectIndex {
                 break;
             }
             let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
-            let vectors = embedder.embed(&texts)?;
+            let vectors = embedder.embed_documents(&texts)?;
             put(batch.iter().map(|(_, k, _)| *k).zip(vectors).collect())?;
             summary.chunks_embedded += batch.len();
             p.chunks_done += batch.len();
@@ -241,8 +241,8 @@ impl ProjectIndex {
                 Err(_) => return self.search(query, options),
             }
         }
-        let query_vector = match attached.embedder.embed(&[query]) {
-            Ok(mut v) => v.remove(0),
+        let query_vector = match attached.embedder.embed_query(query) {
+            Ok(v) => v,
             Err(_) => return self.search(query, options),
         };
         let table = &attached.table.as_ref().expect("built above").1;
