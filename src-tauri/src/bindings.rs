@@ -21,7 +21,7 @@ use perimeter_engine::models::download::{Phase, PullProgress};
 use perimeter_engine::models::{GgufInfo, InstalledModel, Role};
 use perimeter_engine::network::{ConnectionRecord, Mode};
 use perimeter_engine::projects::Project;
-use perimeter_engine::session::{Answered, ModelEvent};
+use perimeter_engine::session::{Answered, EmbedderChoice, ModelEvent};
 use ts_rs::{Config, TS};
 
 use crate::commands::edits::ProposalSummary;
@@ -70,7 +70,7 @@ fn bindings() -> String {
         // Agent mode
         perimeter_engine::agent::Mode, ToolCall, CommandRun, Outcome, Step, Finish, AgentReport, AgentEvent, ApprovalMode, Decision,
         // Models, hardware, the model load
-        GgufInfo, InstalledModel, Role, CatalogEntry, ModelsOverview, Phase, PullProgress, ImportProgress, ModelEvent,
+        GgufInfo, InstalledModel, Role, CatalogEntry, ModelsOverview, EmbedderChoice, Phase, PullProgress, ImportProgress, ModelEvent,
         CpuInfo, GpuInfo, HardwareProfile, FitClass, ModelFit, Pick, Assessment, HardwareSummary,
         // Network and the company server
         Mode, ConnectionRecord, NetworkStatus, ServerStatus,

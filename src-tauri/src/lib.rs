@@ -18,6 +18,8 @@ macro_rules! commands {
             models::models_list,
             models::model_import,
             models::model_select,
+            models::embedders_list,
+            models::embedder_select,
             models::model_remove,
             models::model_pull,
             models::model_pull_cancel,

@@ -10,6 +10,7 @@ Usage: tests/app/e2e.py APP_BINARY CLI_BINARY  (needs DISPLAY, e.g. under xvfb-r
 """
 
 import base64
+import glob
 import http.client
 import http.server
 import json
@@ -31,6 +32,8 @@ MODEL = os.path.join(ROOT, "models", "local", "SmolLM2-135M-Instruct.Q4_1.gguf")
 QWEN = os.path.join(ROOT, "models", "local", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 # The embedding model of search by meaning (scripts/fetch-models.sh --embed).
 EMBEDDER = os.path.join(ROOT, "models", "local", "all-minilm-l6-v2")
+# The other one the user can choose (scripts/fetch-models.sh --embed-gemma).
+GEMMA_EMBEDDER = os.path.join(ROOT, "models", "local", "embeddinggemma-300m")
 
 
 def free_port():
@@ -67,6 +70,16 @@ class Driver:
         caps = {"capabilities": {"alwaysMatch": {"browserName": "wry", "tauri:options": {"application": app}}}}
         self.session = None
         self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def restart(self, app):
+        """Closes the app and starts it again, once the old process is gone: it holds the
+        projects' index locks until it exits (slowly on a busy machine)."""
+        self.call("DELETE", "")
+        deadline = time.time() + 60
+        while subprocess.run(["pgrep", "-f", "^" + app], stdout=subprocess.DEVNULL).returncode == 0:
+            assert time.time() < deadline, "the app did not exit within 60 s of closing its window"
+            time.sleep(0.25)
+        self.start(app)
 
     def find(self, css, timeout=30):
         deadline = time.time() + timeout
@@ -537,10 +550,34 @@ def main(app, perimeter):
         # Search by meaning: with an embedding model in the models folder, the next start
         # embeds the projects' source files after indexing and says their search is hybrid.
         os.symlink(EMBEDDER, os.path.join(env["PERIMETER_DATA_DIR"], "models", "all-minilm-l6-v2"))
-        d.call("DELETE", "")
-        d.start(app)
+        d.restart(app)
         d.wait_text("[data-testid=project-status]", "by meaning", timeout=120)
         d.screenshot("projects-by-meaning")
+
+        # Choosing the other embedding model in the Models view: it loads, the open projects
+        # are embedded with it in the background (progress in the sidebar), and the choice is
+        # kept for the next start.
+        data = env["PERIMETER_DATA_DIR"]
+        os.symlink(GEMMA_EMBEDDER, os.path.join(data, "models", "embeddinggemma-300m"))
+        d.click("nav[aria-label=Views] button:nth-child(4)")
+        d.wait_text("[data-testid=embedder-all-minilm-l6-v2]", "in use")
+        d.script("window.__embedding = false; new MutationObserver(() => { "
+                 "if (document.querySelector('[data-testid=embed-status]')) window.__embedding = true; "
+                 "}).observe(document.body, { subtree: true, childList: true, characterData: true });")
+        d.click("[data-testid=use-embedder-embeddinggemma-300m]")
+        d.wait_text("[data-testid=embedder-message]", "Search by meaning now uses EmbeddingGemma 300M", timeout=120)
+        d.wait_text("[data-testid=embedder-embeddinggemma-300m]", "in use")
+        d.screenshot("models-embedders")
+        deadline = time.time() + 300
+        while not glob.glob(os.path.join(data, "**", "embeddinggemma-300m-768d-128t.vectors"), recursive=True):
+            assert time.time() < deadline, "no vectors from EmbeddingGemma"
+            time.sleep(1)
+        assert d.script("return window.__embedding") is True, "no embedding progress after the switch"
+        d.wait_gone("[data-testid=embed-status]", timeout=300)
+        assert 'embedder = "embeddinggemma-300m"' in open(os.path.join(data, "settings.toml")).read()
+        d.restart(app)
+        d.click("nav[aria-label=Views] button:nth-child(4)")
+        d.wait_text("[data-testid=embedder-embeddinggemma-300m]", "in use", timeout=120)
         print(f"app e2e: ok (screenshots in tests/app/screenshots/; {d.retries} driver request(s) retried)")
     except Exception:
         try:

@@ -204,3 +204,38 @@ fn hybrid_search_finds_by_meaning_and_a_missing_embedder_falls_back_to_lexical_w
     let files: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(files.as_array().unwrap().iter().all(|f| f["path"] != "src/backoff.rs"), "lexical results expected: {files}");
 }
+
+#[test]
+fn the_embedder_of_search_by_meaning_is_chosen_once_for_the_app_and_every_command() {
+    let sb = Sandbox::new();
+    let models = sb.data().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for id in ["all-minilm-l6-v2", "embeddinggemma-300m"] {
+        let dir = repo_root().join("models/local").join(id);
+        assert!(dir.is_dir(), "run scripts/fetch-models.sh --embed --embed-gemma");
+        std::os::unix::fs::symlink(dir, models.join(id)).unwrap();
+    }
+    let list = |args: &[&str]| -> Vec<(String, bool)> {
+        let out = sb.cmd().args(["models", "embedder", "--json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array().unwrap().iter().map(|e| (e["id"].as_str().unwrap().to_string(), e["selected"].as_bool().unwrap())).collect()
+    };
+    let selected = |l: Vec<(String, bool)>| l.into_iter().find(|(_, s)| *s).map(|(id, _)| id);
+    assert_eq!(selected(list(&[])).as_deref(), Some("all-minilm-l6-v2"));
+    assert_eq!(selected(list(&["embeddinggemma-300m"])).as_deref(), Some("embeddinggemma-300m"));
+
+    // The next command embeds with it, without --embedder.
+    let root = sb.dir.path().join("proj");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join("src/backoff.rs"), "/// Delay before the next attempt: doubles each time.\npub fn next_delay(n: u32) -> u64 { 1 << n }\n").unwrap();
+    let out = sb.cmd().args(["index", "--json", "--embed"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gemma_vectors = std::fs::read_dir(sb.data().join("projects")).unwrap().flatten().any(|p| p.path().join("vectors/embeddinggemma-300m-768d-128t.vectors").is_file());
+    assert!(gemma_vectors, "the chosen embedder's vectors");
+
+    let out = sb.cmd().args(["models", "embedder", "no-such-embedder"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("all-minilm-l6-v2, embeddinggemma-300m"));
+    assert_eq!(selected(list(&[])).as_deref(), Some("embeddinggemma-300m"), "a refused choice changes nothing");
+}

@@ -205,7 +205,7 @@ pub fn run_search(args: SearchArgs) -> anyhow::Result<ExitCode> {
 fn semantic_ready(session: &Session, index: &ProjectIndex, dir: Option<PathBuf>, show: bool) -> Option<EmbedSummary> {
     let attached = match dir {
         Some(dir) => Embedder::load(&dir).and_then(|e| session.use_embedder(index.root(), Arc::new(e))).map_err(|e| e.to_string()),
-        None => session.default_embedder().map(|_| ()),
+        None => session.embedder().map(|_| ()),
     };
     let ready = attached.and_then(|()| {
         let bar = if show { ProgressBar::new(0) } else { ProgressBar::hidden() };

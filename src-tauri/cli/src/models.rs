@@ -65,6 +65,13 @@ pub enum ModelsCommand {
         #[arg(long, conflicts_with = "name")]
         largest: bool,
     },
+    /// The embedding models of search by meaning: which are installed, which is in use. With
+    /// an id, make that one the one search uses, here and in the app (kept in the settings).
+    Embedder {
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-check every installed model's file and checksum.
     Verify {
         #[arg(long)]
@@ -162,6 +169,33 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
         ModelsCommand::Use { name, largest: _ } => {
             session.choose_model(name).await?;
             println!("requests will use {}", session.model_file()?.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Embedder { id, json } => {
+            if let Some(id) = &id {
+                let bar = progress::spinner(&format!("loading {id}"));
+                let chosen = session.choose_embedder(id);
+                bar.finish_and_clear();
+                let chosen = chosen?;
+                if !json {
+                    println!("search by meaning will use {id} ({} dimensions)", chosen.dims());
+                }
+            }
+            let embedders = session.embedders();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&embedders)?);
+            } else if id.is_none() {
+                for e in &embedders {
+                    let state = match (e.selected, e.installed) {
+                        (true, true) => "in use",
+                        (true, false) => "chosen, not installed",
+                        (false, true) => "installed",
+                        (false, false) => "",
+                    };
+                    println!("{:<22} {:>8} {:<22} {}", e.id, size(e.size_bytes), state, e.summary);
+                }
+                println!("\nInstalled in {}", store.dir().display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         ModelsCommand::Verify { json } => {

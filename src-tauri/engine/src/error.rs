@@ -111,6 +111,9 @@ pub enum Error {
     )]
     EmbeddingModel { path: PathBuf, reason: String },
 
+    #[error("`{id}` is not an embedding model Perimeter knows; choose one of: {known}")]
+    UnknownEmbedder { id: String, known: String },
+
     #[error("embedding failed: {reason}; search stays lexical")]
     Embedding { reason: String },
 
@@ -212,6 +215,7 @@ impl Error {
             Error::ModelNotInstalled { .. } => "model_not_installed",
             Error::NoModelInstalled => "no_model_installed",
             Error::EmbeddingModel { .. } => "embedding_model",
+            Error::UnknownEmbedder { .. } => "unknown_embedder",
             Error::Embedding { .. } => "embedding",
             Error::NotAProjectFolder { .. } => "not_a_project_folder",
             Error::IndexLocked { .. } => "index_locked",

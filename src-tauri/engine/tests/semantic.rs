@@ -190,7 +190,7 @@ fn a_session_with_the_default_embedder_retrieves_by_meaning_and_one_without_it_b
 
     let bare_data = tempfile::tempdir().unwrap();
     let bare = Session::at(bare_data.path(), Overrides::default()).unwrap();
-    let why = bare.default_embedder().unwrap_err();
+    let why = bare.embedder().unwrap_err();
     assert!(why.contains("lexical"), "{why}");
     let q = Project::new();
     bare.add_project(q.dir.path()).unwrap();
@@ -248,4 +248,52 @@ fn an_embeddinggemma_folder_with_broken_weights_is_a_clear_error() {
     std::fs::write(broken.path().join("config.json"), r#"{"model_type": "t5", "max_position_embeddings": 512}"#).unwrap();
     let e = Embedder::load(broken.path()).unwrap_err();
     assert!(e.to_string().contains("it is a t5 model"), "{e}");
+}
+
+#[test]
+fn choosing_the_other_embedder_is_kept_and_a_run_in_flight_goes_on_with_it() {
+    use perimeter_engine::session::{Overrides, Session};
+    let p = Project::new();
+    // More chunks than one batch, so the choice can change between batches.
+    for i in 0..12 {
+        p.write(&format!("src/part{i}.rs"), &format!("/// Part {i} of the report.\npub fn part_{i}() -> u32 {{ {i} }}\n"));
+    }
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("models")).unwrap();
+    std::os::unix::fs::symlink(model_dir(), data.path().join("models/all-minilm-l6-v2")).unwrap();
+    let session = Session::at(data.path(), Overrides::default()).unwrap();
+    let choices = session.embedders();
+    let ids: Vec<(&str, bool, bool)> = choices.iter().map(|e| (e.id.as_str(), e.installed, e.selected)).collect();
+    assert_eq!(ids, [("all-minilm-l6-v2", true, true), ("embeddinggemma-300m", false, false)]);
+    // Not installed, or not a model Perimeter knows: a clear error, the choice unchanged.
+    let e = session.choose_embedder("embeddinggemma-300m").unwrap_err();
+    assert!(matches!(e, Error::EmbeddingModel { .. }), "{e:?}");
+    let e = session.choose_embedder("bge-small").unwrap_err();
+    assert!(e.to_string().contains("all-minilm-l6-v2, embeddinggemma-300m"), "{e}");
+    assert!(session.embedders()[0].selected);
+
+    std::os::unix::fs::symlink(gemma_dir(), data.path().join("models/embeddinggemma-300m")).unwrap();
+    let (_, index) = session.add_project(p.dir.path()).unwrap();
+    session.index_project(p.dir.path(), &mut |_| {}).unwrap();
+    // The user switches models while the first batch of MiniLM vectors is being stored.
+    let mut switched = false;
+    let s = session
+        .embed_project(p.dir.path(), &mut |progress| {
+            if progress.chunks_done > 0 && !switched {
+                switched = true;
+                session.choose_embedder("embeddinggemma-300m").unwrap();
+            }
+        })
+        .unwrap()
+        .unwrap();
+    assert!(switched && !s.cancelled);
+    assert!(session.embedders()[1].selected);
+    let vectors = |model: &str, dims: usize| VectorStore::open(&index.vectors_dir(), model, dims).unwrap().len();
+    assert_eq!(vectors("embeddinggemma-300m-768d-128t", 768), 15, "every chunk embedded by the new model");
+    assert_eq!(vectors("all-minilm-l6-v2-384d-128t", 384), 8, "only the first batch by the old one");
+    assert_eq!(index.retrieve(QUESTION, &SearchOptions::default()).unwrap().files[0].path, "src/backoff.rs");
+
+    // The next start uses the chosen one.
+    let again = Session::at(data.path(), Overrides::default()).unwrap();
+    assert_eq!(again.embedder().unwrap().id(), "embeddinggemma-300m-768d-128t");
 }

@@ -8,7 +8,8 @@ use perimeter_engine::models::store::{ImportMode, InstalledModel};
 use perimeter_engine::models::{assess, Assessment, Catalog, Role};
 use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
 use serde::Serialize;
-use tauri::State;
+use perimeter_engine::session::EmbedderChoice;
+use tauri::{Manager, State};
 
 use super::{message, CmdError, CmdResult};
 use crate::events::{self, ImportProgress};
@@ -162,4 +163,29 @@ pub async fn model_remove(app: tauri::AppHandle, state: State<'_, AppState>, id:
     state.session.model_removed(&removed.id).await.map_err(CmdError::from)?;
     super::streams::model_unloaded(&app);
     Ok(removed)
+}
+
+/// The embedding models of search by meaning: installed, chosen, what each costs.
+#[tauri::command]
+pub async fn embedders_list(state: State<'_, AppState>) -> CmdResult<Vec<EmbedderChoice>> {
+    Ok(state.session.embedders())
+}
+
+/// Makes `id` the embedding model of search by meaning (here and in later runs; loading it
+/// takes a few seconds, off the UI thread), then embeds every open project's chunks with it
+/// in the background (`embed-progress`, `embed-done`). Search stays lexical for a project
+/// until its first vectors from the new model exist.
+#[tauri::command]
+pub async fn embedder_select(app: tauri::AppHandle, id: String) -> CmdResult<Vec<EmbedderChoice>> {
+    let chooser = app.clone();
+    tauri::async_runtime::spawn_blocking(move || chooser.state::<AppState>().session.choose_embedder(&id))
+        .await
+        .map_err(message)?
+        .map_err(CmdError::from)?;
+    let session = &app.state::<AppState>().session;
+    for root in session.open_roots() {
+        let app = app.clone();
+        tauri::async_runtime::spawn_blocking(move || super::projects::embed(&app, &root));
+    }
+    Ok(session.embedders())
 }

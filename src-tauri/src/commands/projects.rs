@@ -79,7 +79,7 @@ pub async fn project_add(app: AppHandle, state: State<'_, AppState>, path: PathB
 
 /// Embeds the project's chunks that have no vector yet, if an embedding model is installed:
 /// `embed-progress` events, then `embed-done`. Search works (lexically) all along.
-fn embed(app: &AppHandle, root: &std::path::Path) {
+pub(super) fn embed(app: &AppHandle, root: &std::path::Path) {
     let mut last_emit = Instant::now() - std::time::Duration::from_secs(1);
     let result = app.state::<AppState>().session.embed_project(root, &mut |p| {
         if last_emit.elapsed().as_millis() >= 250 || p.chunks_done == p.chunks_total {

@@ -4,7 +4,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 
 import type {
   AgentEvent, AgentReport, ApprovalMode, Decision, AppliedChange, Applied, Answered, CmdError, Command, Conversation, ConversationSummary, Events, HardwareSummary,
-  InstalledModel, ModelsOverview, NetworkStatus, Project, ProjectStatus, Proposal, ProposalSummary, ServerStatus,
+  EmbedderChoice, InstalledModel, ModelsOverview, NetworkStatus, Project, ProjectStatus, Proposal, ProposalSummary, ServerStatus,
 } from "./bindings";
 
 // The types the views use, generated from the Rust types (src-tauri/src/bindings.rs).
@@ -59,6 +59,8 @@ export const api = {
   cancelPull: (id: string) => call<void>("model_pull_cancel", { id }),
   discardDownload: (id: string) => call<number>("model_discard_download", { id }),
   selectModel: (id: string) => call<void>("model_select", { id }),
+  embedders: () => call<EmbedderChoice[]>("embedders_list"),
+  selectEmbedder: (id: string) => call<EmbedderChoice[]>("embedder_select", { id }),
   removeModel: (id: string) => call<InstalledModel>("model_remove", { id }),
   network: () => call<NetworkStatus>("network_status"),
   networkAllow: (host: string) => call<NetworkStatus>("network_allow", { host }),

@@ -1055,6 +1055,35 @@ export type ModelsOverview = { installed: Array<InstalledModel>,
 active: string | null, loaded: string | null, folder: string, catalog: Array<CatalogEntry>, };
 
 /**
+ * An embedding model of the catalog, as the window lists it.
+ */
+export type EmbedderChoice = { 
+/**
+ * Catalog id, also its folder's name in the models folder.
+ */
+id: string, 
+/**
+ * The name shown.
+ */
+display_name: string, 
+/**
+ * What it is good at and what it costs, in a sentence.
+ */
+summary: string, 
+/**
+ * Bytes of its weights.
+ */
+size_bytes: number, 
+/**
+ * Its folder is in the models folder.
+ */
+installed: boolean, 
+/**
+ * Search uses it.
+ */
+selected: boolean, };
+
+/**
  * What a download is doing.
  */
 export type Phase = "checking" | "downloading";
@@ -1371,4 +1400,4 @@ export type Events = {
   "embed-done": EmbedDone;
 };
 /** Every command the window may call (`commands!` in src-tauri/src/lib.rs). */
-export type Command = "hardware_summary" | "models_list" | "model_import" | "model_select" | "model_remove" | "model_pull" | "model_pull_cancel" | "model_discard_download" | "projects_list" | "project_add" | "project_remove" | "read_file" | "ask" | "stop_generation" | "conversations_list" | "conversation_load" | "conversation_delete" | "propose_edit" | "proposals_list" | "proposal_load" | "proposal_apply" | "undo" | "history" | "agent_run" | "agent_approve" | "agent_stop" | "agent_rewind" | "network_status" | "network_allow" | "network_disallow" | "network_offline" | "server_settings" | "server_use" | "server_stop_using";
+export type Command = "hardware_summary" | "models_list" | "model_import" | "model_select" | "embedders_list" | "embedder_select" | "model_remove" | "model_pull" | "model_pull_cancel" | "model_discard_download" | "projects_list" | "project_add" | "project_remove" | "read_file" | "ask" | "stop_generation" | "conversations_list" | "conversation_load" | "conversation_delete" | "propose_edit" | "proposals_list" | "proposal_load" | "proposal_apply" | "undo" | "history" | "agent_run" | "agent_approve" | "agent_stop" | "agent_rewind" | "network_status" | "network_allow" | "network_disallow" | "network_offline" | "server_settings" | "server_use" | "server_stop_using";

@@ -139,19 +139,20 @@ impl ProjectIndex {
             &|key| store.borrow().contains(key),
             &mut |batch| store.borrow_mut().insert(batch),
             progress,
-            cancel,
+            &|| cancel.is_cancelled(),
         )
     }
 
     /// The embedding loop, with the store reached through `has` and `put` so that the
     /// attached store is locked per batch, not for the whole run (searches go on meanwhile).
+    /// `stop` is asked before each batch.
     fn embed_missing(
         &self,
         embedder: &Embedder,
         has: &dyn Fn(&VectorKey) -> bool,
         put: &mut dyn FnMut(Vec<(VectorKey, Vec<f32>)>) -> Result<()>,
         progress: &mut dyn FnMut(&EmbedProgress),
-        cancel: &CancellationToken,
+        stop: &dyn Fn() -> bool,
     ) -> Result<EmbedSummary> {
         let started = Instant::now();
         let rows = self.chunk_rows()?;
@@ -171,7 +172,7 @@ impl ProjectIndex {
         let mut p = EmbedProgress { chunks_done: 0, chunks_total: todo.len() };
         progress(&p);
         for batch in todo.chunks(BATCH) {
-            if cancel.is_cancelled() {
+            if stop() {
                 summary.cancelled = true;
                 break;
             }
@@ -196,20 +197,36 @@ impl ProjectIndex {
     }
 
     /// Embeds what the attached store lacks (see [`ProjectIndex::embed_chunks`]); `None`
-    /// when no embedder is attached.
+    /// when no embedder is attached. When another embedder is attached meanwhile (the user
+    /// chose another model), the run goes on with it: no vector of one model ever lands in
+    /// the other's store.
     pub fn embed_pending(
         &self,
         progress: &mut dyn FnMut(&EmbedProgress),
         cancel: &CancellationToken,
     ) -> Result<Option<EmbedSummary>> {
         let lock = || self.semantic.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(embedder) = lock().as_ref().map(|a| a.embedder.clone()) else { return Ok(None) };
-        let has = |key: &VectorKey| lock().as_ref().is_some_and(|a| a.store.contains(key));
-        let mut put = |batch| match lock().as_mut() {
-            Some(a) => a.store.insert(batch),
-            None => Ok(()),
-        };
-        self.embed_missing(&embedder, &has, &mut put, progress, cancel).map(Some)
+        let attached = || lock().as_ref().map(|a| a.embedder.clone());
+        let Some(mut embedder) = attached() else { return Ok(None) };
+        let mut total = EmbedSummary::default();
+        loop {
+            let current = |a: &Attached| Arc::ptr_eq(&a.embedder, &embedder);
+            let has = |key: &VectorKey| lock().as_ref().is_some_and(|a| current(a) && a.store.contains(key));
+            let mut put = |batch| match lock().as_mut() {
+                Some(a) if current(a) => a.store.insert(batch),
+                _ => Ok(()),
+            };
+            let replaced = || !lock().as_ref().is_some_and(current);
+            let s = self.embed_missing(&embedder, &has, &mut put, progress, &|| cancel.is_cancelled() || replaced())?;
+            total.chunks_embedded += s.chunks_embedded;
+            total.chunks_reused = s.chunks_reused;
+            total.elapsed_ms += s.elapsed_ms;
+            total.cancelled = cancel.is_cancelled();
+            match attached() {
+                Some(next) if !total.cancelled && !Arc::ptr_eq(&next, &embedder) => embedder = next,
+                _ => return Ok(Some(total)),
+            }
+        }
     }
 
     /// What ask, edit and the agent search with: hybrid when an embedder is attached and has

@@ -83,7 +83,7 @@ pub struct CatalogEmbedder {
     pub id: String,
     /// The name the UI shows.
     pub display_name: String,
-    /// `bert` runs; others are recorded candidates.
+    /// `bert` (candle) and `gemma3` (mistral.rs) run.
     pub architecture: String,
     /// Parameter count.
     pub parameters: u64,
@@ -95,8 +95,10 @@ pub struct CatalogEmbedder {
     pub sha256: String,
     /// SPDX id or the licence's name.
     pub license: String,
-    /// `default`: used unless the user picks another; `candidate`: measured or to be.
+    /// `default`: used unless the user picks another; `option`: the user may pick it.
     pub role: String,
+    /// What it is good at and what it costs, in a sentence for the window.
+    pub summary: String,
     /// Where it is published.
     pub sources: Vec<String>,
 }

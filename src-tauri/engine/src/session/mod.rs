@@ -4,6 +4,7 @@
 //! cancel the same way and only present the results differently.
 
 mod agent;
+mod embedders;
 mod requests;
 mod settings;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use agent::AgentStreams;
+pub use embedders::EmbedderChoice;
 pub use requests::{Answered, ConversationChoice, EditRequest, Streams};
 pub use settings::{ServerSettings, Settings};
 
@@ -92,8 +94,8 @@ pub struct Session {
     projects: Mutex<HashMap<PathBuf, OpenProject>>,
     /// Long jobs in flight (generations, downloads, indexing), by the id the host gave them.
     jobs: Mutex<HashMap<String, CancellationToken>>,
-    /// The default embedding model, or why there is none; loaded on first use.
-    embedder: std::sync::OnceLock<std::result::Result<Arc<Embedder>, String>>,
+    /// The chosen embedding model by id once loaded, or why it cannot be used.
+    embedder: Mutex<Option<(String, std::result::Result<Arc<Embedder>, String>)>>,
 }
 
 impl Session {
@@ -128,7 +130,7 @@ impl Session {
             model: tokio::sync::Mutex::new(None),
             projects: Mutex::new(HashMap::new()),
             jobs: Mutex::new(HashMap::new()),
-            embedder: std::sync::OnceLock::new(),
+            embedder: Mutex::new(None),
         }
     }
 
@@ -325,12 +327,17 @@ impl Session {
         }
         let project = self.project_list().list()?.into_iter().find(|p| p.root == root).ok_or(Error::NotAProject { path: root.clone() })?;
         let index = Arc::new(ProjectIndex::open(&project.root, &project.index_dir)?);
-        if let Ok(embedder) = self.default_embedder() {
+        if let Ok(embedder) = self.embedder() {
             // Vectors are a help, not a requirement: without them search is lexical.
             let _ = index.attach_embedder(embedder);
         }
         open.insert(root, OpenProject { project: project.clone(), index: index.clone(), watcher: None });
         Ok((project, index))
+    }
+
+    /// The roots of the projects open in this session.
+    pub fn open_roots(&self) -> Vec<PathBuf> {
+        self.projects.lock().expect("projects lock").keys().cloned().collect()
     }
 
     /// The open project's file count and whether a watcher keeps it fresh; `None` if not open.
@@ -356,25 +363,12 @@ impl Session {
         index.update(on_progress, &cancel)
     }
 
-    /// Makes `embedder` the project's embedding model in place of the default one (a
+    /// Makes `embedder` the project's embedding model in place of the chosen one (a
     /// command's `--embedder`).
     pub fn use_embedder(&self, root: &Path, embedder: Arc<Embedder>) -> Result<()> {
         self.project(root)?.attach_embedder(embedder)
     }
 
-    /// The default embedding model from the models folder, loaded once; `Err` says why
-    /// search is lexical only (not installed, or unusable).
-    pub fn default_embedder(&self) -> std::result::Result<Arc<Embedder>, String> {
-        self.embedder
-            .get_or_init(|| {
-                let dir = self.data_dir.join("models").join(crate::embed::DEFAULT_EMBEDDER);
-                if !dir.exists() {
-                    return Err(format!("no embedding model is installed ({} is missing); search is lexical", dir.display()));
-                }
-                Embedder::load(&dir).map(Arc::new).map_err(|e| e.to_string())
-            })
-            .clone()
-    }
 
     /// Embeds the project's chunks that have no vector yet (after an update, only new and
     /// changed ones) with its embedding model, as a job: Stop ends it at the next batch,

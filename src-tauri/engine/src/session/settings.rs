@@ -25,6 +25,8 @@ pub struct Settings {
     pub model: Option<String>,
     /// The company server, if any.
     pub server: ServerSettings,
+    /// The embedding model of search by meaning (a catalog id); `None`: the default one.
+    pub embedder: Option<String>,
 }
 
 impl Settings {
@@ -78,7 +80,7 @@ mod tests {
         std::fs::write(dir.path().join("server.toml"), "url = \"http://10.0.0.5:8080\"\n").unwrap();
         let old = Settings::load(dir.path()).unwrap();
         assert_eq!(old.server.url.as_deref(), Some("http://10.0.0.5:8080"));
-        let chosen = Settings { model: Some("qwen".into()), server: ServerSettings::default() };
+        let chosen = Settings { model: Some("qwen".into()), server: ServerSettings::default(), embedder: Some("embeddinggemma-300m".into()) };
         chosen.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()).unwrap(), chosen, "the new file wins over server.toml");
     }
