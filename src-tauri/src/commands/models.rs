@@ -7,8 +7,8 @@ use perimeter_engine::models::download::{self, partial_download, PullOptions, Pu
 use perimeter_engine::models::store::{ImportMode, InstalledModel};
 use perimeter_engine::models::{assess, Assessment, Catalog, Role};
 use perimeter_engine::network::{ConnectionLog, NetworkPolicy};
-use serde::Serialize;
 use perimeter_engine::session::EmbedderChoice;
+use serde::Serialize;
 use tauri::{Manager, State};
 
 use super::{message, CmdError, CmdResult};
