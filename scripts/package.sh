@@ -53,8 +53,9 @@ mkdir -p dist
 deb=""
 while IFS= read -r -d '' file; do
   name=$(basename "$file")
-  cp "$file" "dist/${name/Perimeter CUDA/perimeter-cuda}"
-  [[ "$name" == *.deb ]] && deb="dist/${name/Perimeter CUDA/perimeter-cuda}"
+  copy="dist/${name/Perimeter CUDA/perimeter-cuda}"
+  cp "$file" "$copy"
+  [[ "$name" == *.deb ]] && deb="$copy"
 done < <(find "$stage/release/bundle" -type f \( -name '*.deb' -o -name '*.rpm' -o -name '*.AppImage' \) -print0)
 
 say "checking the .deb's dependencies"

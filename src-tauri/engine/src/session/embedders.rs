@@ -94,6 +94,6 @@ impl Session {
     }
 
     fn embedder_dir(&self, id: &str) -> PathBuf {
-        self.data_dir.join("models").join(id)
+        self.model_store().dir().join(id)
     }
 }
