@@ -206,6 +206,32 @@ fn hybrid_search_finds_by_meaning_and_a_missing_embedder_falls_back_to_lexical_w
 }
 
 #[test]
+fn the_index_benchmark_times_search_by_meaning_over_every_chunk_with_a_sample_embedded() {
+    let sb = Sandbox::new();
+    let root = sb.dir.path().join("p");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    for i in 0..20 {
+        std::fs::write(root.join(format!("src/m{i}.rs")), format!("/// Step {i} of the pipeline.\npub fn step_{i}() -> u32 {{ {i} }}\n")).unwrap();
+    }
+    let queries = sb.dir.path().join("queries.txt");
+    std::fs::write(&queries, "which step comes first\nstep_3\n").unwrap();
+    let embedder = repo_root().join("models/local/all-minilm-l6-v2");
+    let out = sb.cmd().args(["bench", "index", "--json", "--embed-sample", "2", "--queries"]).arg(&queries).arg("--embedder").arg(&embedder).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &r["semantic"];
+    // The model embeds the sample (rounded up to its batch), the others get copies: all 20 have a vector.
+    let embedded = s["chunks_embedded"].as_u64().unwrap();
+    assert!((2..20).contains(&embedded), "{s}");
+    assert_eq!((s["chunks_to_embed"].as_u64(), s["vectors"].as_u64()), (Some(20), Some(20)), "{s}");
+    assert!(s["embed_chunks_per_s"].as_f64().unwrap() > 0.0);
+    for k in ["hybrid_p50_ms", "hybrid_p99_ms", "semantic_p50_ms", "first_search_ms", "question_embed_p50_ms"] {
+        assert!(s[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {s}");
+    }
+    assert!(s["hybrid_p99_ms"].as_f64() >= s["hybrid_p50_ms"].as_f64());
+}
+
+#[test]
 fn the_embedder_of_search_by_meaning_is_chosen_once_for_the_app_and_every_command() {
     let sb = Sandbox::new();
     let models = sb.data().join("models");

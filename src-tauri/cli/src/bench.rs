@@ -41,6 +41,13 @@ pub struct IndexBenchArgs {
     /// Queries, one per line (default: a built-in list of identifiers and phrases).
     #[arg(long)]
     queries: Option<PathBuf>,
+    /// Also time search by meaning with this embedding model's folder (see --embed-sample).
+    #[arg(long)]
+    embedder: Option<PathBuf>,
+    /// Chunks embedded for real with --embedder (the throughput figure); the others get
+    /// copies of their vectors, so that search works on the whole tree's worth of vectors.
+    #[arg(long, default_value_t = 2000)]
+    embed_sample: usize,
     #[arg(long)]
     json: bool,
 }
@@ -221,10 +228,7 @@ fn index_speed(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
     let index_s = t.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
 
-    let percentile = |v: &mut Vec<f64>, p: f64| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[((v.len() as f64 - 1.0) * p).round() as usize]
-    };
+    let percentile = crate::bench_semantic::percentile;
     let mut ours = Vec::new();
     for q in &queries {
         let t = Instant::now();
@@ -247,6 +251,11 @@ fn index_speed(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
         }
         rg.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+
+    let semantic = match &args.embedder {
+        Some(dir) => Some(crate::bench_semantic::semantic_at_scale(&index, dir, args.embed_sample, &queries)?),
+        None => None,
+    };
 
     // Save to searchable, through the watcher.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -287,6 +296,7 @@ fn index_speed(args: IndexBenchArgs) -> anyhow::Result<ExitCode> {
         "rg_p50_ms": percentile(&mut rg, 0.5),
         "rg_p99_ms": percentile(&mut rg, 0.99),
         "save_to_searchable_ms": save_ms,
+        "semantic": semantic,
     });
     if args.json {
         println!("{result}");

@@ -5,6 +5,7 @@ mod agent;
 mod ask;
 mod bench;
 mod bench_edits;
+mod bench_semantic;
 mod edit;
 mod hw;
 mod index;

@@ -128,8 +128,10 @@ fn only_changed_chunks_are_embedded_again_and_a_stop_keeps_what_was_done() {
     let s = index.embed_chunks(&e, &mut store, &mut |_| {}, &stopped).unwrap();
     assert!(s.cancelled);
     assert_eq!(s.chunks_embedded, 0);
+    assert_eq!(index.unembedded_keys(&store).unwrap().len(), 3);
     let s = index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
     assert_eq!(s.chunks_embedded, 3);
+    assert!(index.unembedded_keys(&store).unwrap().is_empty());
 
     // One file changes, one test file appears (tests are left to the lexical ranking).
     p.write("src/render.rs", "/// Draws the results as a Markdown table.\npub fn render_rows() {}\n");
@@ -137,6 +139,7 @@ fn only_changed_chunks_are_embedded_again_and_a_stop_keeps_what_was_done() {
     index.update(&mut |_| {}, &CancellationToken::new()).unwrap();
     // Reopened, as the next start of the app would: the vectors come from the file.
     let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
+    assert_eq!(index.unembedded_keys(&store).unwrap().len(), 1, "only the changed chunk is left to embed");
     let mut seen = Vec::new();
     let s = index.embed_chunks(&e, &mut store, &mut |p| seen.push(p.clone()), &CancellationToken::new()).unwrap();
     assert_eq!((s.chunks_embedded, s.chunks_reused), (1, 2));

@@ -155,18 +155,8 @@ impl ProjectIndex {
         stop: &dyn Fn() -> bool,
     ) -> Result<EmbedSummary> {
         let started = Instant::now();
-        let rows = self.chunk_rows()?;
-        let mut summary = EmbedSummary::default();
-        let mut todo: Vec<(FileClass, VectorKey, String)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (row, text) in rows.into_iter().filter(|(r, _)| embedded_class(r.class)) {
-            let key = vector_key(&text);
-            if has(&key) {
-                summary.chunks_reused += 1;
-            } else if seen.insert(key) {
-                todo.push((row.class, key, text));
-            }
-        }
+        let (chunks_reused, mut todo) = self.unembedded(has)?;
+        let mut summary = EmbedSummary { chunks_reused, ..EmbedSummary::default() };
         // Similar lengths in a batch pad less.
         todo.sort_by_key(|(class, _, text)| (*class != FileClass::Source, text.len()));
         let mut p = EmbedProgress { chunks_done: 0, chunks_total: todo.len() };
@@ -185,6 +175,28 @@ impl ProjectIndex {
         }
         summary.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(summary)
+    }
+
+    /// The chunks (class, key, text) of source and docs files that `has` no vector for, each
+    /// text once, and how many chunks already have one.
+    fn unembedded(&self, has: &dyn Fn(&VectorKey) -> bool) -> Result<(usize, Vec<(FileClass, VectorKey, String)>)> {
+        let mut reused = 0;
+        let mut todo = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (row, text) in self.chunk_rows()?.into_iter().filter(|(r, _)| embedded_class(r.class)) {
+            let key = vector_key(&text);
+            if has(&key) {
+                reused += 1;
+            } else if seen.insert(key) {
+                todo.push((row.class, key, text));
+            }
+        }
+        Ok((reused, todo))
+    }
+
+    /// The keys of the chunks an embedding run with `store` would embed: what is left to do.
+    pub fn unembedded_keys(&self, store: &VectorStore) -> Result<Vec<VectorKey>> {
+        Ok(self.unembedded(&|key| store.contains(key))?.1.into_iter().map(|(_, key, _)| key).collect())
     }
 
     /// Attaches an embedding model and the project's vectors for it (from

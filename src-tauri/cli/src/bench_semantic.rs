@@ -1,0 +1,105 @@
+//! `perimeter bench index --embedder`: search by meaning on a large tree — embedding
+//! throughput, opening the project's vectors, the first search (which builds the table) and
+//! hybrid search latency.
+//!
+//! Embedding every chunk of a 1 GB tree takes hours on a laptop's CPU, so only `sample`
+//! chunks are embedded for real (the throughput figure); every other chunk gets a copy of
+//! one of their vectors. The rankings then mean nothing, but the store, the table, the scan
+//! and the fusion hold and do the work of a fully embedded tree, which is what the timings
+//! measure.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use perimeter_engine::embed::{Embedder, VectorStore};
+use perimeter_engine::index::{ProjectIndex, SearchMode, SearchOptions};
+use perimeter_engine::CancellationToken;
+use serde_json::json;
+
+/// Vectors written to the store per call while filling it.
+const FILL_BATCH: usize = 4096;
+
+/// Embeds `sample` chunks of `index` with the model in `model_dir`, fills in the rest, then
+/// times what the app does: attach the model and its vectors, search hybrid for `queries`.
+pub fn semantic_at_scale(
+    index: &ProjectIndex,
+    model_dir: &Path,
+    sample: usize,
+    queries: &[String],
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(sample > 0 && !queries.is_empty(), "need at least one chunk to embed and one query");
+    let embedder = Arc::new(Embedder::load(model_dir)?);
+    let mut store = VectorStore::open(&index.vectors_dir(), &embedder.id(), embedder.dims())?;
+    let keys = index.unembedded_keys(&store)?;
+
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let embedded = index.embed_chunks(
+        &embedder,
+        &mut store,
+        &mut |p| {
+            if p.chunks_done >= sample {
+                stop.cancel();
+            }
+        },
+        &cancel,
+    )?;
+    let real: Vec<Vec<f32>> = keys.iter().filter_map(|k| store.get(k).map(<[f32]>::to_vec)).collect();
+    anyhow::ensure!(!real.is_empty(), "the tree has no source chunk to embed");
+    let missing: Vec<_> = keys.iter().filter(|k| !store.contains(k)).copied().collect();
+    for (n, batch) in missing.chunks(FILL_BATCH).enumerate() {
+        let copies = batch.iter().enumerate().map(|(i, k)| (*k, real[(n * FILL_BATCH + i) % real.len()].clone()));
+        store.insert(copies.collect())?;
+    }
+    let vectors = store.len();
+    let store_bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    drop(store);
+
+    // As the app opens a project: the vectors read from disk, the table built by the first search.
+    let t = Instant::now();
+    index.attach_embedder(embedder.clone())?;
+    let attach_ms = ms(t);
+    let options = SearchOptions::default();
+    let t = Instant::now();
+    index.retrieve_by(&queries[0], &options, SearchMode::Hybrid)?;
+    let first_search_ms = ms(t);
+
+    let (mut hybrid, mut semantic, mut question) = (Vec::new(), Vec::new(), Vec::new());
+    for q in queries {
+        let t = Instant::now();
+        embedder.embed_query(q)?;
+        question.push(ms(t));
+        let t = Instant::now();
+        index.retrieve_by(q, &options, SearchMode::Hybrid)?;
+        hybrid.push(ms(t));
+        let t = Instant::now();
+        index.retrieve_by(q, &options, SearchMode::Semantic)?;
+        semantic.push(ms(t));
+    }
+    Ok(json!({
+        "embedder": embedder.id(),
+        "chunks_to_embed": keys.len(),
+        "chunks_embedded": embedded.chunks_embedded,
+        "embed_chunks_per_s": embedded.chunks_embedded as f64 / (embedded.elapsed_ms / 1000.0).max(1e-9),
+        "vectors": vectors,
+        "vector_file_bytes": store_bytes,
+        "attach_ms": attach_ms,
+        "first_search_ms": first_search_ms,
+        "question_embed_p50_ms": percentile(&mut question, 0.5),
+        "hybrid_p50_ms": percentile(&mut hybrid, 0.5),
+        "hybrid_p99_ms": percentile(&mut hybrid, 0.99),
+        "semantic_p50_ms": percentile(&mut semantic, 0.5),
+        "semantic_p99_ms": percentile(&mut semantic, 0.99),
+    }))
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The value below which a share `p` of `v` lies.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
