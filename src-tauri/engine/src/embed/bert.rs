@@ -16,7 +16,7 @@ enum Pooling {
 }
 
 /// A loaded BERT model. Its work runs on the calling thread (candle spreads a batch's matrix
-/// products over its own threads).
+/// products over its own threads); [`super::Embedder`] runs parts of a batch side by side.
 pub(super) struct BertNetwork {
     model: BertModel,
     pooling: Pooling,

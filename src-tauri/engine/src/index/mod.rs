@@ -16,6 +16,7 @@ mod chunk;
 mod classify;
 mod search;
 mod semantic;
+mod semantic_table;
 mod tokenizer;
 mod walk;
 pub mod watch;
@@ -23,7 +24,8 @@ pub mod watch;
 pub use chunk::{chunk, Chunk};
 pub use classify::{classify, language, FileClass};
 pub use search::{ChunkHit, FileHit, SearchOptions, SearchResults};
-pub use semantic::{EmbedProgress, EmbedSummary, SearchMode, SemanticTable};
+pub use semantic::{EmbedProgress, EmbedSummary, SearchMode};
+pub use semantic_table::SemanticTable;
 pub use tokenizer::{terms, CodeTokenizer};
 pub use walk::{walk, SkipCounts, WalkedFile, MAX_FILE_BYTES};
 

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::TermQuery;
@@ -18,7 +17,7 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{TantivyDocument, Term};
 
 use super::classify::FileClass;
-use super::search::class_weight;
+use super::semantic_table::{SemanticTable, TableChunk};
 use super::{ChunkHit, FileHit, ProjectIndex, SearchOptions, SearchResults};
 use crate::embed::{vector_key, Embedder, VectorKey, VectorStore};
 use crate::error::{Error, Result};
@@ -287,14 +286,17 @@ impl ProjectIndex {
     pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
         let rows = self.chunk_rows()?;
         let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
-        let mut table = SemanticTable { rows: Vec::new(), matrix: Vec::new(), dims: store.dims(), chunks_total: total };
-        for (row, text) in rows {
-            if let Some(v) = store.get(&vector_key(&text)) {
-                table.matrix.extend_from_slice(v);
-                table.rows.push(row);
-            }
-        }
-        Ok(table)
+        let chunks = rows.iter().filter_map(|(row, text)| {
+            Some(TableChunk {
+                path: &row.path,
+                start_line: row.start_line,
+                end_line: row.end_line,
+                class: row.class,
+                language: &row.language,
+                vector: store.get(&vector_key(text))?,
+            })
+        });
+        Ok(SemanticTable::build(store.dims(), total, chunks))
     }
 
     /// Searches by `mode`. Semantic and hybrid need `semantic` (the table and the question's
@@ -364,78 +366,6 @@ struct Built {
     generation: u64,
     vectors: usize,
     at: Instant,
-}
-
-/// The project's chunk vectors in one matrix, row by row.
-pub struct SemanticTable {
-    rows: Vec<ChunkRow>,
-    matrix: Vec<f32>,
-    dims: usize,
-    chunks_total: usize,
-}
-
-impl SemanticTable {
-    /// Chunks with a vector, and chunks that are to have one (those of source and docs files).
-    pub fn coverage(&self) -> (usize, usize) {
-        (self.rows.len(), self.chunks_total)
-    }
-
-    /// Ranks chunks by cosine similarity to `query_vector`, and files by their best chunk,
-    /// weighted by file class as the lexical ranking is.
-    pub fn search(&self, query_vector: &[f32], options: &SearchOptions) -> SearchResults {
-        assert_eq!(query_vector.len(), self.dims, "the question was embedded by another model");
-        let scores: Vec<f32> =
-            self.matrix.par_chunks(self.dims * 256).flat_map_iter(|block| block.chunks_exact(self.dims).map(|v| dot(v, query_vector))).collect();
-        let accept = |r: &ChunkRow| {
-            options.path_prefix.as_deref().is_none_or(|p| r.path.starts_with(p.trim_start_matches("./")))
-                && options.language.as_deref().is_none_or(|l| l.eq_ignore_ascii_case(&r.language))
-        };
-        let mut chunks: Vec<(f32, &ChunkRow)> = Vec::new();
-        let mut files: HashMap<&str, (f32, &ChunkRow)> = HashMap::new();
-        for (row, &cos) in self.rows.iter().zip(&scores) {
-            if !accept(row) {
-                continue;
-            }
-            let score = cos * class_weight(row.class);
-            chunks.push((score, row));
-            let best = files.entry(&row.path).or_insert((f32::MIN, row));
-            if score > best.0 {
-                *best = (score, row);
-            }
-        }
-        chunks.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| (&a.1.path, a.1.start_line).cmp(&(&b.1.path, b.1.start_line))));
-        chunks.truncate(options.limit);
-        let mut files: Vec<FileHit> = files
-            .into_iter()
-            .map(|(path, (score, row))| FileHit { path: path.to_string(), score, class: row.class, language: row.language.clone() })
-            .collect();
-        files.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.path.cmp(&b.path)));
-        files.truncate(options.limit);
-        let chunks = chunks
-            .into_iter()
-            .map(|(score, r)| ChunkHit {
-                path: r.path.clone(),
-                start_line: r.start_line,
-                end_line: r.end_line,
-                score,
-                text: String::new(),
-            })
-            .collect();
-        SearchResults { chunks, files }
-    }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight lanes: the compiler keeps them in one AVX register per step.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Fuses a lexical and a semantic ranking: lexical scores scaled to the best one (BM25 has no
@@ -513,13 +443,5 @@ mod tests {
             assert_eq!(gp, wp);
             assert!((gs - ws).abs() < 1e-6);
         }
-    }
-
-    #[test]
-    fn the_dot_product_matches_the_plain_sum() {
-        let a: Vec<f32> = (0..19).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..19).map(|i| 1.0 - i as f32 * 0.1).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-4);
     }
 }
