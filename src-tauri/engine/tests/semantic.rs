@@ -177,17 +177,24 @@ fn a_session_with_the_default_embedder_retrieves_by_meaning_and_one_without_it_b
     // Before any vector exists, retrieval is the lexical one.
     assert!(index.has_embedder());
     assert!(index.retrieve(QUESTION, &SearchOptions::default()).unwrap().files.is_empty());
+    assert!(!session.warm_search(p.dir.path()).unwrap(), "no vector, no table");
     let s = session.embed_project(p.dir.path(), &mut |_| {}).unwrap().expect("an embedder is attached");
     assert_eq!(s.chunks_embedded, 3);
+    // The app builds the search table after embedding, so the first question need not.
+    assert!(session.warm_search(p.dir.path()).unwrap());
+    assert!(!session.warm_search(p.dir.path()).unwrap(), "fresh: not built again");
     // What ask, edit and the agent use.
     assert_eq!(index.retrieve(QUESTION, &SearchOptions::default()).unwrap().files[0].path, "src/backoff.rs");
     let lexical = session.search_project(p.dir.path(), QUESTION, &SearchOptions::default(), SearchMode::Lexical).unwrap();
     assert!(lexical.files.is_empty());
+    assert!(!index.warm_semantic_table().unwrap(), "searching leaves the table fresh");
     // A file added later is found by meaning once it is indexed and embedded (the search
     // table is rebuilt for the new index generation).
     p.write("src/dates.rs", "/// Reads `2024-03-01` into a calendar day.\npub fn parse_day(s: &str) -> Option<(i32, u32, u32)> { None }\n");
     session.index_project(p.dir.path(), &mut |_| {}).unwrap();
+    assert!(index.warm_semantic_table().unwrap(), "the index changed: built again");
     assert_eq!(session.embed_project(p.dir.path(), &mut |_| {}).unwrap().unwrap().chunks_embedded, 1);
+    assert!(index.warm_semantic_table().unwrap(), "a vector was added: built again");
     let found = index.retrieve("turn a written date into year month and day numbers", &SearchOptions::default()).unwrap();
     assert_eq!(found.files[0].path, "src/dates.rs", "{:?}", found.files);
 

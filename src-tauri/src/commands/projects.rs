@@ -92,7 +92,12 @@ pub(super) fn embed(app: &AppHandle, root: &std::path::Path) {
         Ok(Some(s)) => (Some(s), None),
         Err(e) => (None, Some(e.message_for(perimeter_engine::Host::Window))),
     };
+    let embedded = error.is_none();
     events::EMBED_DONE.emit(app, EmbedDone { root: root.to_path_buf(), summary, error });
+    if embedded {
+        // The search table, now rather than at the next question (seconds on a large project).
+        let _ = app.state::<AppState>().session.warm_search(root);
+    }
 }
 
 fn start_watching(

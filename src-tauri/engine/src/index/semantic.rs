@@ -250,31 +250,51 @@ impl ProjectIndex {
     /// when none is attached, none is embedded yet, or the semantic side fails (a search
     /// must answer; the lexical answer is always there).
     pub fn retrieve_by(&self, query: &str, options: &SearchOptions, mode: SearchMode) -> Result<SearchResults> {
-        let mut guard = self.semantic.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(attached) = guard.as_mut().filter(|a| mode != SearchMode::Lexical && !a.store.is_empty()) else {
+        if mode == SearchMode::Lexical || self.warm_semantic_table().is_err() {
+            return self.search(query, options);
+        }
+        let guard = self.semantic.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((attached, table)) = guard.as_ref().and_then(|a| Some((a, &a.table.as_ref()?.1))) else {
             drop(guard);
             return self.search(query, options);
         };
-        let (generation, vectors) = (self.reader.searcher().generation().generation_id(), attached.store.len());
-        // Rebuilt when the index changed, or when vectors were added, but while an embedding
-        // run adds them only after a tenth more or half a minute: a rebuild re-reads every
-        // chunk, too slow on a large project to do for every question.
-        let stale = |b: &Built| {
-            b.generation != generation
-                || (vectors != b.vectors && (vectors > b.vectors + b.vectors / 10 || b.at.elapsed().as_secs() >= 30))
-        };
-        if attached.table.as_ref().is_none_or(|(built, _)| stale(built)) {
-            match self.semantic_table(&attached.store) {
-                Ok(t) => attached.table = Some((Built { generation, vectors, at: Instant::now() }, t)),
-                Err(_) => return self.search(query, options),
-            }
-        }
         let query_vector = match attached.embedder.embed_query(query) {
             Ok(v) => v,
             Err(_) => return self.search(query, options),
         };
-        let table = &attached.table.as_ref().expect("built above").1;
         self.search_by(query, options, mode, Some((table, &query_vector)))
+    }
+
+    /// Builds the search table of the attached vectors if it is missing or stale, so that the
+    /// next search need not (the app calls it after each embedding run). Reading every chunk,
+    /// the slow part (seconds on a large project), is done without holding the vectors, so
+    /// embedding and searching go on meanwhile. `true` when it built one; `false` when the
+    /// table was fresh, or there is no embedder or no vector yet.
+    pub fn warm_semantic_table(&self) -> Result<bool> {
+        let lock = || self.semantic.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.reader.searcher().generation().generation_id();
+        let stale = |a: &Attached| {
+            let vectors = a.store.len();
+            // Rebuilt when the index changed, or when vectors were added, but while an embedding
+            // run adds them only after a tenth more or half a minute: a rebuild re-reads every
+            // chunk, too slow on a large project to do for every question.
+            vectors > 0
+                && a.table.as_ref().is_none_or(|(b, _)| {
+                    b.generation != generation
+                        || (vectors != b.vectors
+                            && (vectors > b.vectors + b.vectors / 10 || b.at.elapsed().as_secs() >= 30))
+                })
+        };
+        if !lock().as_ref().is_some_and(stale) {
+            return Ok(false);
+        }
+        let rows = self.keyed_chunk_rows()?;
+        let mut guard = lock();
+        let Some(attached) = guard.as_mut() else { return Ok(false) };
+        let vectors = attached.store.len();
+        let table = table_of(&rows, &attached.store);
+        attached.table = Some((Built { generation, vectors, at: Instant::now() }, table));
+        Ok(true)
     }
 
     /// Whether an embedder is attached.
@@ -284,19 +304,13 @@ impl ProjectIndex {
 
     /// The chunks that have a vector in `store`, ready to search.
     pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
-        let rows = self.chunk_rows()?;
-        let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
-        let chunks = rows.iter().filter_map(|(row, text)| {
-            Some(TableChunk {
-                path: &row.path,
-                start_line: row.start_line,
-                end_line: row.end_line,
-                class: row.class,
-                language: &row.language,
-                vector: store.get(&vector_key(text))?,
-            })
-        });
-        Ok(SemanticTable::build(store.dims(), total, chunks))
+        Ok(table_of(&self.keyed_chunk_rows()?, store))
+    }
+
+    /// Every chunk's row with the key of its vector (the text is not kept: on a large project
+    /// that would be the whole code base in memory again).
+    fn keyed_chunk_rows(&self) -> Result<Vec<(ChunkRow, VectorKey)>> {
+        Ok(self.chunk_rows()?.into_iter().map(|(row, text)| (row, vector_key(&text))).collect())
     }
 
     /// Searches by `mode`. Semantic and hybrid need `semantic` (the table and the question's
@@ -345,6 +359,22 @@ impl ProjectIndex {
         }
         Ok(results)
     }
+}
+
+/// The table of the chunks among `rows` that have a vector in `store`.
+fn table_of(rows: &[(ChunkRow, VectorKey)], store: &VectorStore) -> SemanticTable {
+    let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
+    let chunks = rows.iter().filter_map(|(row, key)| {
+        Some(TableChunk {
+            path: &row.path,
+            start_line: row.start_line,
+            end_line: row.end_line,
+            class: row.class,
+            language: &row.language,
+            vector: store.get(key)?,
+        })
+    });
+    SemanticTable::build(store.dims(), total, chunks)
 }
 
 /// Source and docs chunks get vectors; tests and generated files do not (see

@@ -380,6 +380,13 @@ impl Session {
         index.embed_pending(on_progress, &cancel)
     }
 
+    /// Builds the project's search-by-meaning table now, so that the next question does not
+    /// wait for it (see [`ProjectIndex::warm_semantic_table`]); the app calls it after each
+    /// embedding run, in the background. `true` when it built one.
+    pub fn warm_search(&self, root: &Path) -> Result<bool> {
+        self.project(root)?.warm_semantic_table()
+    }
+
     /// Searches the project by `mode` with the vectors embedded so far (lexically when the
     /// mode is lexical or the project has no embedding model).
     pub fn search_project(&self, root: &Path, query: &str, options: &SearchOptions, mode: SearchMode) -> Result<SearchResults> {
