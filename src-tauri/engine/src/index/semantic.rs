@@ -1,6 +1,6 @@
-//! Searching a project by meaning: every chunk's vector from an [`Embedder`], a brute-force
-//! cosine scan over them (unit vectors, so a dot product), and a fusion with the lexical
-//! ranking for hybrid search.
+//! Searching a project by meaning: every chunk's vector from an [`Embedder`], searched in a
+//! [`SemanticTable`] (a brute-force cosine scan), and a fusion with the lexical ranking for
+//! hybrid search.
 //!
 //! The vectors live in a [`VectorStore`] keyed by the text each chunk is embedded as, so
 //! embedding after an update only computes chunks that are new or changed; a chunk without a
