@@ -608,6 +608,14 @@ def private_keychain():
     home = tempfile.mkdtemp(prefix="perimeter-e2e-keyring-")
     subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets"], input=b"e2e",
                    env=dict(os.environ, HOME=home), stdout=subprocess.DEVNULL, check=True)
+    # The daemon takes its bus name after it returns; a request before that would start a
+    # second daemon, which can read the keyring file while the first still writes it.
+    ask = ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+           "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"]
+    for _ in range(100):
+        if b"boolean true" in subprocess.run(ask, capture_output=True).stdout:
+            break
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -360,6 +360,13 @@ fn the_api_key_comes_from_the_os_keychain() {
     let script = format!(
         r#"set -e
 printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+# The daemon takes its bus name after it returns; a request before that starts a second
+# daemon, which can read the keyring file while the first still writes it (seen under load).
+for i in $(seq 100); do
+  dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q "boolean true" && break
+  sleep 0.1
+done
 P="{bin}"
 printf '%s\n' '{TOKEN}' | "$P" --threads 2 network key {url}
 "$P" --threads 2 ask --project {shop} --server {url} --max-tokens 8 "What is the sales tax rate?" >/dev/null
