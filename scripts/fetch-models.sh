@@ -13,6 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=models/local
 mkdir -p "$dest"
+# One fetch at a time: two (say, a setup and a build that sources it) would append to the
+# same .part file. The second waits, then finds the models in place.
+exec 9>"$dest/.fetch.lock"
+flock 9
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$dest"/*.part "$dest"/*.part.d' EXIT
 
