@@ -1,9 +1,9 @@
 """Writes the header of a zero-weight GGUF with the shapes and quantization types of a Qwen2.5-Coder
 model, so its speed can be measured where the real file cannot be taken (the lent GPU machine takes
 64 MiB per call). The tensor data is all zeros: the file is the header plus a sparse tail that
-`truncate -s SIZE` makes. Speed does not depend on weight values (the kernels do not branch on
-them); the answers are garbage. BENCHMARKS.md, "CUDA build on a GPU", checks this on the CPU
-against the real 0.5B and 1.5B files.
+`truncate -s SIZE` makes. The kernels do not branch on weight values, but zero weights still ran
+5-20% fast on a CPU (BENCHMARKS.md, "The check on a lent GPU, prepared"): an upper bound. The
+answers are garbage.
 
     python3 shape_model.py --template qwen1.5b.gguf --shape same --out m.header   # that file, zeroed
     python3 shape_model.py --template qwen1.5b.gguf --shape 7b --out m.header     # 7B's shapes
