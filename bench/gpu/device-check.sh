@@ -2,7 +2,7 @@
 # The CUDA build on a real NVIDIA GPU, in one run: the probe, an answer on the GPU against the
 # same answer on the CPU (SmolLM2-135M, real weights, greedy), and speed on the GPU and the CPU of
 # the same machine with Qwen2.5-Coder shapes (zero-weight files from shape_model.py: the real
-# files do not fit through the lent machine's 64 MiB per call). BENCHMARKS.md, "CUDA build on a GPU".
+# files do not fit through the lent machine's 64 MiB per call). bench/gpu/README.md.
 #   bench/gpu/device-check.sh DIR OUT
 # DIR holds perimeter (the CUDA build), smollm2.gguf and *.header + *.size (shape_model.py:
 # qwen-0.5b … qwen-32b, zero-smollm2).
