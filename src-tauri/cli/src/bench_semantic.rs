@@ -50,7 +50,7 @@ pub fn semantic_at_scale(
         &cancel,
     )?;
     let embed_s = first_report.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let real: Vec<Vec<f32>> = keys.iter().filter_map(|k| store.get(k).map(<[f32]>::to_vec)).collect();
+    let real: Vec<Vec<f32>> = keys.iter().filter_map(|k| store.get(k).transpose()).collect::<Result<_, _>>()?;
     anyhow::ensure!(!real.is_empty(), "the tree has no source chunk to embed");
     let missing: Vec<_> = keys.iter().filter(|k| !store.contains(k)).copied().collect();
     for (n, batch) in missing.chunks(FILL_BATCH).enumerate() {
@@ -99,6 +99,9 @@ pub fn semantic_at_scale(
         "hybrid_p99_ms": percentile(&mut hybrid, 0.99),
         "semantic_p50_ms": percentile(&mut semantic, 0.5),
         "semantic_p99_ms": percentile(&mut semantic, 0.99),
+        // With the project's vectors attached and the search table built, as in the app.
+        "resident_after_searches_bytes": crate::bench::rss_bytes(),
+        "peak_rss_bytes": crate::bench::peak_rss_bytes(),
     }))
 }
 

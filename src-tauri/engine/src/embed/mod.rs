@@ -9,7 +9,7 @@ mod model;
 mod store;
 
 pub use model::Embedder;
-pub use store::{vector_key, VectorKey, VectorStore};
+pub use store::{vector_key, VectorKey, VectorReader, VectorStore};
 
 /// The embedding model used unless the user picks another: small (91 MB) and fast enough on
 /// two cores. `scripts/fetch-models.sh --embed` installs it for development.

@@ -19,7 +19,7 @@ use tantivy::{TantivyDocument, Term};
 use super::classify::FileClass;
 use super::semantic_table::{SemanticTable, TableChunk};
 use super::{ChunkHit, FileHit, ProjectIndex, SearchOptions, SearchResults};
-use crate::embed::{vector_key, Embedder, VectorKey, VectorStore};
+use crate::embed::{vector_key, Embedder, VectorKey, VectorReader, VectorStore};
 use crate::error::{Error, Result};
 use crate::CancellationToken;
 
@@ -289,10 +289,14 @@ impl ProjectIndex {
             return Ok(false);
         }
         let rows = self.keyed_chunk_rows()?;
+        let (embedder, reader, vectors) = match lock().as_ref() {
+            Some(a) => (a.embedder.clone(), a.store.reader()?, a.store.len()),
+            None => return Ok(false),
+        };
+        // Read from the file, not under the lock: embedding and searching go on meanwhile.
+        let table = table_of(&rows, &reader)?;
         let mut guard = lock();
-        let Some(attached) = guard.as_mut() else { return Ok(false) };
-        let vectors = attached.store.len();
-        let table = table_of(&rows, &attached.store);
+        let Some(attached) = guard.as_mut().filter(|a| Arc::ptr_eq(&a.embedder, &embedder)) else { return Ok(false) };
         attached.table = Some((Built { generation, vectors, at: Instant::now() }, table));
         Ok(true)
     }
@@ -304,7 +308,7 @@ impl ProjectIndex {
 
     /// The chunks that have a vector in `store`, ready to search.
     pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
-        Ok(table_of(&self.keyed_chunk_rows()?, store))
+        table_of(&self.keyed_chunk_rows()?, &store.reader()?)
     }
 
     /// Every chunk's row with the key of its vector (the text is not kept: on a large project
@@ -361,20 +365,18 @@ impl ProjectIndex {
     }
 }
 
-/// The table of the chunks among `rows` that have a vector in `store`.
-fn table_of(rows: &[(ChunkRow, VectorKey)], store: &VectorStore) -> SemanticTable {
+/// The table of the chunks among `rows` that have a vector in `vectors`.
+fn table_of(rows: &[(ChunkRow, VectorKey)], vectors: &VectorReader) -> Result<SemanticTable> {
     let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
-    let chunks = rows.iter().filter_map(|(row, key)| {
-        Some(TableChunk {
-            path: &row.path,
-            start_line: row.start_line,
-            end_line: row.end_line,
-            class: row.class,
-            language: &row.language,
-            vector: store.get(key)?,
-        })
+    let chunks = rows.iter().filter(|(_, key)| vectors.contains(key)).map(|(row, key)| TableChunk {
+        path: &row.path,
+        start_line: row.start_line,
+        end_line: row.end_line,
+        class: row.class,
+        language: &row.language,
+        vector: key,
     });
-    SemanticTable::build(store.dims(), total, chunks)
+    SemanticTable::build(vectors.dims(), total, chunks, |key, into| vectors.read_into(key, into).map(drop))
 }
 
 /// Source and docs chunks get vectors; tests and generated files do not (see

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::classify::FileClass;
 use super::search::class_weight;
 use super::{ChunkHit, FileHit, SearchOptions, SearchResults};
+use crate::error::Result;
 
 /// Rows scored per task of the parallel scan.
 const SCAN_BLOCK: usize = 256;
@@ -37,20 +38,27 @@ pub struct SemanticTable {
     chunks_total: usize,
 }
 
-/// One chunk for [`SemanticTable::build`]: path, lines, class, language, and its vector.
-pub(super) struct TableChunk<'a> {
+/// One chunk for [`SemanticTable::build`]: path, lines, class, language, and its vector (or
+/// where to read it).
+pub(super) struct TableChunk<'a, V> {
     pub path: &'a str,
     pub start_line: usize,
     pub end_line: usize,
     pub class: FileClass,
     pub language: &'a str,
-    pub vector: &'a [f32],
+    pub vector: V,
 }
 
 impl SemanticTable {
-    /// A table of `chunks` (`dims`-long vectors), out of `chunks_total` that are to have one.
-    pub(super) fn build<'a>(dims: usize, chunks_total: usize, chunks: impl IntoIterator<Item = TableChunk<'a>>) -> Self {
-        let mut chunks: Vec<TableChunk> = chunks.into_iter().collect();
+    /// A table of `chunks`, out of `chunks_total` that are to have a vector; `read` writes a
+    /// chunk's `dims`-long vector straight into the table.
+    pub(super) fn build<'a, V>(
+        dims: usize,
+        chunks_total: usize,
+        chunks: impl IntoIterator<Item = TableChunk<'a, V>>,
+        mut read: impl FnMut(&V, &mut [f32]) -> Result<()>,
+    ) -> Result<Self> {
+        let mut chunks: Vec<TableChunk<V>> = chunks.into_iter().collect();
         chunks.sort_by(|a, b| (a.path, a.start_line).cmp(&(b.path, b.start_line)));
         let mut by_path: BTreeMap<&str, (FileClass, &str)> = BTreeMap::new();
         for c in &chunks {
@@ -61,13 +69,13 @@ impl SemanticTable {
             .iter()
             .map(|(path, (class, language))| TableFile { path: path.to_string(), class: *class, language: language.to_string() })
             .collect();
-        let mut matrix = Vec::with_capacity(chunks.len() * dims);
+        let mut matrix = vec![0.0; chunks.len() * dims];
         let mut rows = Vec::with_capacity(chunks.len());
-        for c in &chunks {
-            matrix.extend_from_slice(c.vector);
+        for (c, into) in chunks.iter().zip(matrix.chunks_exact_mut(dims.max(1))) {
+            read(&c.vector, into)?;
             rows.push(TableRow { file: index[c.path], start_line: c.start_line, end_line: c.end_line });
         }
-        SemanticTable { files, rows, matrix, dims, chunks_total }
+        Ok(SemanticTable { files, rows, matrix, dims, chunks_total })
     }
 
     /// Chunks with a vector, and chunks that are to have one (those of source and docs files).
@@ -165,7 +173,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
-    fn chunk<'a>(path: &'a str, start_line: usize, class: FileClass, vector: &'a [f32]) -> TableChunk<'a> {
+    fn chunk<'a>(path: &'a str, start_line: usize, class: FileClass, vector: &'a [f32]) -> TableChunk<'a, &'a [f32]> {
         TableChunk { path, start_line, end_line: start_line + 9, class, language: "rust", vector }
     }
 
@@ -182,7 +190,12 @@ mod tests {
                 chunk("tests/t.rs", 1, FileClass::Test, &x),
                 chunk("src/c.rs", 1, FileClass::Source, &y),
             ],
-        );
+            |v, into| {
+                into.copy_from_slice(v);
+                Ok(())
+            },
+        )
+        .unwrap();
         assert_eq!(table.coverage(), (5, 6));
         let found = table.search(&[1.0, 0.0], &SearchOptions { limit: 3, ..SearchOptions::default() });
         let chunks: Vec<(&str, usize, f32)> = found.chunks.iter().map(|c| (c.path.as_str(), c.start_line, c.score)).collect();
