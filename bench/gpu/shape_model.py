@@ -2,7 +2,7 @@
 model, so its speed can be measured where the real file cannot be taken (the lent GPU machine takes
 64 MiB per call). The tensor data is all zeros: the file is the header plus a sparse tail that
 `truncate -s SIZE` makes. The kernels do not branch on weight values, but zero weights still ran
-5-20% fast on a CPU (BENCHMARKS.md, "The check on a lent GPU, prepared"): an upper bound. The
+5-20% faster on a CPU (BENCHMARKS.md, "The check on a lent GPU, prepared"): an upper bound. The
 answers are garbage.
 
     python3 shape_model.py --template qwen1.5b.gguf --shape same --out m.header   # that file, zeroed
