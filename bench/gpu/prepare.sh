@@ -33,7 +33,9 @@ tar -C "$work/hdr" -cf - . | xz -T0 -9e --lzma2=dict=64MiB > .gpu/a/hdr.tar.xz
 xz -T0 -9 -c "$smol" > "$work/smol.xz"
 # The working tree travels with every call (~12 MB): 53 MB of payload per call at most.
 first=$(( 53000000 - $(stat -c %s .gpu/a/perimeter.xz) - $(stat -c %s .gpu/a/hdr.tar.xz) ))
-head -c "$first" "$work/smol.xz" > .gpu/a/smol.0
-tail -c +"$((first + 1))" "$work/smol.xz" | head -c 53000000 > .gpu/b/smol.1
-tail -c +"$((first + 53000001))" "$work/smol.xz" > .gpu/c/smol.2
+# dd, not tail | head: under pipefail, head closing the pipe early fails the script.
+part() { dd if="$work/smol.xz" of="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" ${3:+count="$3"} status=none; }
+part .gpu/a/smol.0 0 "$first"
+part .gpu/b/smol.1 "$first" 53000000
+part .gpu/c/smol.2 "$((first + 53000000))"
 du -sb .gpu/*
