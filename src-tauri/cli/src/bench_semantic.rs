@@ -38,11 +38,14 @@ pub fn semantic_at_scale(
     let stop = cancel.clone();
     // Timed from the first progress report: listing what to embed reads every chunk first.
     let mut first_report: Option<Instant> = None;
+    // What an embedding run holds: the model, the list of what to embed, the batch.
+    let mut resident_while_embedding = None;
     let embedded = index.embed_chunks(
         &embedder,
         &mut store,
         &mut |p| {
             first_report.get_or_insert_with(Instant::now);
+            resident_while_embedding = resident_while_embedding.max(crate::bench::rss_bytes());
             if p.chunks_done >= sample {
                 stop.cancel();
             }
@@ -90,6 +93,7 @@ pub fn semantic_at_scale(
         "chunks_to_embed": keys.len(),
         "chunks_embedded": embedded.chunks_embedded,
         "embed_chunks_per_s": embedded.chunks_embedded as f64 / embed_s.max(1e-9),
+        "resident_while_embedding_bytes": resident_while_embedding,
         "vectors": vectors,
         "vector_file_bytes": store_bytes,
         "attach_ms": attach_ms,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{TantivyDocument, Term};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 use super::classify::FileClass;
 use super::semantic_table::{SemanticTable, TableChunk};
@@ -93,16 +93,24 @@ fn embed_text(path: &str, text: &str) -> String {
     format!("{path}\n{text}")
 }
 
+/// A chunk waiting for its vector: the key, the class of its file, the length of its text, and
+/// the document it is in. Its text is read again when its batch comes, so a project's pending
+/// texts (the whole code base, on a first run) are never in memory together.
+struct Pending {
+    class: FileClass,
+    key: VectorKey,
+    len: usize,
+    doc: DocAddress,
+}
+
 impl ProjectIndex {
-    /// Every chunk document: its row and the text it is embedded as.
-    fn chunk_rows(&self) -> Result<Vec<(ChunkRow, String)>> {
-        let searcher = self.reader.searcher();
+    /// Visits every chunk document of `searcher`: where it is, its row, and the text it is
+    /// embedded as (the visitor keeps what it needs of it).
+    fn for_each_chunk(&self, searcher: &Searcher, visit: &mut dyn FnMut(DocAddress, ChunkRow, String)) -> Result<()> {
         let fl = &self.fields;
         let err = |e| Error::index(&self.dir, e);
         let query = TermQuery::new(Term::from_field_text(fl.kind, "chunk"), IndexRecordOption::Basic);
-        let docs = searcher.search(&query, &DocSetCollector).map_err(err)?;
-        let mut out = Vec::with_capacity(docs.len());
-        for addr in docs {
+        for addr in searcher.search(&query, &DocSetCollector).map_err(err)? {
             let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
             let s = |f| d.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             let n = |f| d.get_first(f).and_then(|v| v.as_u64()).unwrap_or_default() as usize;
@@ -115,9 +123,17 @@ impl ProjectIndex {
                 language: s(fl.lang),
                 path,
             };
-            out.push((row, text));
+            visit(addr, row, text);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The text the chunk document at `addr` is embedded as.
+    fn embed_text_at(&self, searcher: &Searcher, addr: DocAddress) -> Result<String> {
+        let fl = &self.fields;
+        let d: TantivyDocument = searcher.doc(addr).map_err(|e| Error::index(&self.dir, e))?;
+        let s = |f| d.get_first(f).and_then(|v| v.as_str()).unwrap_or_default();
+        Ok(embed_text(s(fl.path_key), s(fl.text)))
     }
 
     /// Embeds every chunk of a source or docs file that has no vector in `store` yet, source
@@ -154,10 +170,12 @@ impl ProjectIndex {
         stop: &dyn Fn() -> bool,
     ) -> Result<EmbedSummary> {
         let started = Instant::now();
-        let (chunks_reused, mut todo) = self.unembedded(has)?;
+        // One searcher for the whole run: the pending chunks' addresses are its documents.
+        let searcher = self.reader.searcher();
+        let (chunks_reused, mut todo) = self.unembedded(&searcher, has)?;
         let mut summary = EmbedSummary { chunks_reused, ..EmbedSummary::default() };
         // Similar lengths in a batch pad less.
-        todo.sort_by_key(|(class, _, text)| (*class != FileClass::Source, text.len()));
+        todo.sort_by_key(|c| (c.class != FileClass::Source, c.len));
         let mut p = EmbedProgress { chunks_done: 0, chunks_total: todo.len() };
         progress(&p);
         for batch in todo.chunks(BATCH) {
@@ -165,9 +183,9 @@ impl ProjectIndex {
                 summary.cancelled = true;
                 break;
             }
-            let texts: Vec<&str> = batch.iter().map(|(_, _, t)| t.as_str()).collect();
-            let vectors = embedder.embed_documents(&texts)?;
-            put(batch.iter().map(|(_, k, _)| *k).zip(vectors).collect())?;
+            let texts = batch.iter().map(|c| self.embed_text_at(&searcher, c.doc)).collect::<Result<Vec<_>>>()?;
+            let vectors = embedder.embed_documents(&texts.iter().map(String::as_str).collect::<Vec<_>>())?;
+            put(batch.iter().map(|c| c.key).zip(vectors).collect())?;
             summary.chunks_embedded += batch.len();
             p.chunks_done += batch.len();
             progress(&p);
@@ -176,26 +194,30 @@ impl ProjectIndex {
         Ok(summary)
     }
 
-    /// The chunks (class, key, text) of source and docs files that `has` no vector for, each
-    /// text once, and how many chunks already have one.
-    fn unembedded(&self, has: &dyn Fn(&VectorKey) -> bool) -> Result<(usize, Vec<(FileClass, VectorKey, String)>)> {
+    /// The chunks of source and docs files that `has` no vector for, each text once, and how
+    /// many chunks already have one.
+    fn unembedded(&self, searcher: &Searcher, has: &dyn Fn(&VectorKey) -> bool) -> Result<(usize, Vec<Pending>)> {
         let mut reused = 0;
         let mut todo = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (row, text) in self.chunk_rows()?.into_iter().filter(|(r, _)| embedded_class(r.class)) {
+        self.for_each_chunk(searcher, &mut |doc, row, text| {
+            if !embedded_class(row.class) {
+                return;
+            }
             let key = vector_key(&text);
             if has(&key) {
                 reused += 1;
             } else if seen.insert(key) {
-                todo.push((row.class, key, text));
+                todo.push(Pending { class: row.class, key, len: text.len(), doc });
             }
-        }
+        })?;
         Ok((reused, todo))
     }
 
     /// The keys of the chunks an embedding run with `store` would embed: what is left to do.
     pub fn unembedded_keys(&self, store: &VectorStore) -> Result<Vec<VectorKey>> {
-        Ok(self.unembedded(&|key| store.contains(key))?.1.into_iter().map(|(_, key, _)| key).collect())
+        let (_, todo) = self.unembedded(&self.reader.searcher(), &|key| store.contains(key))?;
+        Ok(todo.into_iter().map(|c| c.key).collect())
     }
 
     /// Attaches an embedding model and the project's vectors for it (from
@@ -314,7 +336,9 @@ impl ProjectIndex {
     /// Every chunk's row with the key of its vector (the text is not kept: on a large project
     /// that would be the whole code base in memory again).
     fn keyed_chunk_rows(&self) -> Result<Vec<(ChunkRow, VectorKey)>> {
-        Ok(self.chunk_rows()?.into_iter().map(|(row, text)| (row, vector_key(&text))).collect())
+        let mut rows = Vec::new();
+        self.for_each_chunk(&self.reader.searcher(), &mut |_, row, text| rows.push((row, vector_key(&text))))?;
+        Ok(rows)
     }
 
     /// Searches by `mode`. Semantic and hybrid need `semantic` (the table and the question's
@@ -376,7 +400,9 @@ fn table_of(rows: &[(ChunkRow, VectorKey)], vectors: &VectorReader) -> Result<Se
         language: &row.language,
         vector: key,
     });
-    SemanticTable::build(vectors.dims(), total, chunks, |key, into| vectors.read_into(key, into).map(drop))
+    SemanticTable::build(vectors.dims(), total, chunks, |keys, rows| {
+        vectors.read_rows(&keys.iter().map(|key| **key).collect::<Vec<_>>(), rows)
+    })
 }
 
 /// Source and docs chunks get vectors; tests and generated files do not (see

@@ -50,13 +50,13 @@ pub(super) struct TableChunk<'a, V> {
 }
 
 impl SemanticTable {
-    /// A table of `chunks`, out of `chunks_total` that are to have a vector; `read` writes a
-    /// chunk's `dims`-long vector straight into the table.
+    /// A table of `chunks`, out of `chunks_total` that are to have a vector; `read_rows` writes
+    /// the chunks' vectors straight into the table's rows (`dims` long), row `i` from the `i`th.
     pub(super) fn build<'a, V>(
         dims: usize,
         chunks_total: usize,
         chunks: impl IntoIterator<Item = TableChunk<'a, V>>,
-        mut read: impl FnMut(&V, &mut [f32]) -> Result<()>,
+        read_rows: impl FnOnce(&[&V], &mut [f32]) -> Result<()>,
     ) -> Result<Self> {
         let mut chunks: Vec<TableChunk<V>> = chunks.into_iter().collect();
         chunks.sort_by(|a, b| (a.path, a.start_line).cmp(&(b.path, b.start_line)));
@@ -70,11 +70,11 @@ impl SemanticTable {
             .map(|(path, (class, language))| TableFile { path: path.to_string(), class: *class, language: language.to_string() })
             .collect();
         let mut matrix = vec![0.0; chunks.len() * dims];
-        let mut rows = Vec::with_capacity(chunks.len());
-        for (c, into) in chunks.iter().zip(matrix.chunks_exact_mut(dims.max(1))) {
-            read(&c.vector, into)?;
-            rows.push(TableRow { file: index[c.path], start_line: c.start_line, end_line: c.end_line });
-        }
+        read_rows(&chunks.iter().map(|c| &c.vector).collect::<Vec<_>>(), &mut matrix)?;
+        let rows = chunks
+            .iter()
+            .map(|c| TableRow { file: index[c.path], start_line: c.start_line, end_line: c.end_line })
+            .collect();
         Ok(SemanticTable { files, rows, matrix, dims, chunks_total })
     }
 
@@ -190,8 +190,8 @@ mod tests {
                 chunk("tests/t.rs", 1, FileClass::Test, &x),
                 chunk("src/c.rs", 1, FileClass::Source, &y),
             ],
-            |v, into| {
-                into.copy_from_slice(v);
+            |vectors, rows| {
+                rows.copy_from_slice(&vectors.iter().flat_map(|v| v.iter().copied()).collect::<Vec<f32>>());
                 Ok(())
             },
         )
