@@ -148,6 +148,33 @@ fn only_changed_chunks_are_embedded_again_and_a_stop_keeps_what_was_done() {
 }
 
 #[test]
+fn the_search_table_after_a_save_has_the_new_chunks_and_not_the_old_ones() {
+    // The table is built again from the rows of the index segments read before plus the new
+    // one: a changed file's old chunk and a deleted file's chunk must not come back.
+    let p = Project::new();
+    let index = p.index();
+    let e = Embedder::load(&model_dir()).unwrap();
+    let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
+    index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
+    assert_eq!(index.semantic_table(&store).unwrap().coverage(), (3, 3));
+
+    p.write("src/render.rs", "/// Draws the results as a Markdown table.\npub fn render_rows() {}\n");
+    std::fs::remove_file(p.dir.path().join("src/config.rs")).unwrap();
+    index.update(&mut |_| {}, &CancellationToken::new()).unwrap();
+    index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
+    let table = index.semantic_table(&store).unwrap();
+    assert_eq!(table.coverage(), (2, 2));
+    let question = "draw the results as a table";
+    let q = e.embed_query(question).unwrap();
+    let options = SearchOptions::default();
+    let found = index.search_by(question, &options, SearchMode::Semantic, Some((&table, &q))).unwrap();
+    let paths: Vec<&str> = found.chunks.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths.iter().filter(|p| **p == "src/render.rs").count(), 1, "{paths:?}");
+    assert!(!paths.contains(&"src/config.rs"), "{paths:?}");
+    assert!(found.chunks.iter().any(|c| c.text.contains("Markdown")));
+}
+
+#[test]
 fn a_model_that_cannot_be_used_is_a_clear_error_that_says_search_stays_lexical() {
     let missing = Embedder::load(Path::new("/nonexistent/embedder")).unwrap_err();
     assert!(matches!(missing, Error::EmbeddingModel { .. }), "{missing:?}");

@@ -155,6 +155,8 @@ pub struct ProjectIndex {
     /// The embedding model and vectors, once attached: [`ProjectIndex::retrieve`] then ranks
     /// by words and meaning.
     semantic: Mutex<Option<semantic::Attached>>,
+    /// What the semantic search table was last built from, segment by segment.
+    segment_rows: semantic::SegmentRows,
 }
 
 impl ProjectIndex {
@@ -182,6 +184,7 @@ impl ProjectIndex {
             writer: Mutex::new(writer),
             fields,
             semantic: Mutex::new(None),
+            segment_rows: Default::default(),
         })
     }
 

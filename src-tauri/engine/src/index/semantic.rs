@@ -6,15 +6,17 @@
 //! embedding after an update only computes chunks that are new or changed; a chunk without a
 //! vector yet is simply not in the semantic ranking (the lexical one still has it).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tantivy::fastfield::AliveBitSet;
+use tantivy::index::SegmentId;
+use tantivy::{DocAddress, DocId, Searcher, SegmentOrdinal, TantivyDocument, Term};
 
 use super::classify::FileClass;
 use super::semantic_table::{SemanticTable, TableChunk};
@@ -104,13 +106,23 @@ struct Pending {
 }
 
 impl ProjectIndex {
-    /// Visits every chunk document of `searcher`: where it is, its row, and the text it is
-    /// embedded as (the visitor keeps what it needs of it).
-    fn for_each_chunk(&self, searcher: &Searcher, visit: &mut dyn FnMut(DocAddress, ChunkRow, String)) -> Result<()> {
+    /// Visits every chunk document of `searcher` in the segments `wanted`: where it is, its
+    /// row, and the text it is embedded as (the visitor keeps what it needs of it).
+    fn for_each_chunk(
+        &self,
+        searcher: &Searcher,
+        wanted: &dyn Fn(SegmentOrdinal) -> bool,
+        visit: &mut dyn FnMut(DocAddress, ChunkRow, String),
+    ) -> Result<()> {
         let fl = &self.fields;
         let err = |e| Error::index(&self.dir, e);
         let query = TermQuery::new(Term::from_field_text(fl.kind, "chunk"), IndexRecordOption::Basic);
-        for addr in searcher.search(&query, &DocSetCollector).map_err(err)? {
+        let found = searcher.search(&query, &DocSetCollector).map_err(err)?;
+        let mut docs: Vec<DocAddress> = found.into_iter().filter(|a| wanted(a.segment_ord)).collect();
+        // In document order: the stored texts are read block by block, not a block per chunk
+        // (3x faster on a 400 MB project than the collector's hash order).
+        docs.sort_unstable();
+        for addr in docs {
             let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
             let s = |f| d.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             let n = |f| d.get_first(f).and_then(|v| v.as_u64()).unwrap_or_default() as usize;
@@ -199,8 +211,8 @@ impl ProjectIndex {
     fn unembedded(&self, searcher: &Searcher, has: &dyn Fn(&VectorKey) -> bool) -> Result<(usize, Vec<Pending>)> {
         let mut reused = 0;
         let mut todo = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        self.for_each_chunk(searcher, &mut |doc, row, text| {
+        let mut seen = HashSet::new();
+        self.for_each_chunk(searcher, &|_| true, &mut |doc, row, text| {
             if !embedded_class(row.class) {
                 return;
             }
@@ -294,7 +306,8 @@ impl ProjectIndex {
     /// table was fresh, or there is no embedder or no vector yet.
     pub fn warm_semantic_table(&self) -> Result<bool> {
         let lock = || self.semantic.lock().unwrap_or_else(|p| p.into_inner());
-        let generation = self.reader.searcher().generation().generation_id();
+        let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
         let stale = |a: &Attached| {
             let vectors = a.store.len();
             // Rebuilt when the index changed, or when vectors were added, but while an embedding
@@ -310,7 +323,7 @@ impl ProjectIndex {
         if !lock().as_ref().is_some_and(stale) {
             return Ok(false);
         }
-        let rows = self.keyed_chunk_rows()?;
+        let rows = self.chunk_listing(&searcher)?;
         let (embedder, reader, vectors) = match lock().as_ref() {
             Some(a) => (a.embedder.clone(), a.store.reader()?, a.store.len()),
             None => return Ok(false),
@@ -330,15 +343,34 @@ impl ProjectIndex {
 
     /// The chunks that have a vector in `store`, ready to search.
     pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
-        table_of(&self.keyed_chunk_rows()?, &store.reader()?)
+        table_of(&self.chunk_listing(&self.reader.searcher())?, &store.reader()?)
     }
 
-    /// Every chunk's row with the key of its vector (the text is not kept: on a large project
-    /// that would be the whole code base in memory again).
-    fn keyed_chunk_rows(&self) -> Result<Vec<(ChunkRow, VectorKey)>> {
-        let mut rows = Vec::new();
-        self.for_each_chunk(&self.reader.searcher(), &mut |_, row, text| rows.push((row, vector_key(&text))))?;
-        Ok(rows)
+    /// Every chunk of `searcher` with the key of its vector. Segments read before come from
+    /// [`SegmentRows`]; only new ones (after a save, a merge) are read from the index.
+    fn chunk_listing(&self, searcher: &Searcher) -> Result<ChunkListing> {
+        let mut cache = self.segment_rows.0.lock().unwrap_or_else(|p| p.into_inner());
+        let segments = searcher.segment_readers();
+        let new: HashSet<SegmentOrdinal> =
+            (0..segments.len() as SegmentOrdinal).filter(|&o| !cache.contains_key(&segments[o as usize].segment_id())).collect();
+        let mut read: HashMap<SegmentOrdinal, Vec<(DocId, ChunkRow, VectorKey)>> = HashMap::new();
+        self.for_each_chunk(searcher, &|o| new.contains(&o), &mut |addr, row, text| {
+            read.entry(addr.segment_ord).or_default().push((addr.doc_id, row, vector_key(&text)))
+        })?;
+        let mut kept = HashMap::new();
+        let mut listing = ChunkListing { segments: Vec::with_capacity(segments.len()) };
+        for (o, segment) in segments.iter().enumerate() {
+            let id = segment.segment_id();
+            let rows = match cache.remove(&id) {
+                Some(rows) => rows,
+                None => Arc::new(read.remove(&(o as SegmentOrdinal)).unwrap_or_default()),
+            };
+            listing.segments.push((rows.clone(), segment.alive_bitset().cloned()));
+            kept.insert(id, rows);
+        }
+        // Segments merged away are forgotten.
+        *cache = kept;
+        Ok(listing)
     }
 
     /// Searches by `mode`. Semantic and hybrid need `semantic` (the table and the question's
@@ -389,8 +421,27 @@ impl ProjectIndex {
     }
 }
 
-/// The table of the chunks among `rows` that have a vector in `vectors`.
-fn table_of(rows: &[(ChunkRow, VectorKey)], vectors: &VectorReader) -> Result<SemanticTable> {
+/// Each index segment's chunk rows (document, row, key), kept between table builds: a segment
+/// never changes (a delete only hides documents), so after a save only the new segment is read,
+/// not every chunk of the project again.
+#[derive(Default)]
+pub(super) struct SegmentRows(Mutex<HashMap<SegmentId, Arc<Vec<(DocId, ChunkRow, VectorKey)>>>>);
+
+/// The chunk rows of a searcher's segments, with which documents of each are still alive.
+struct ChunkListing {
+    segments: Vec<(Arc<Vec<(DocId, ChunkRow, VectorKey)>>, Option<AliveBitSet>)>,
+}
+
+impl ChunkListing {
+    fn iter(&self) -> impl Iterator<Item = (&ChunkRow, &VectorKey)> {
+        self.segments.iter().flat_map(|(rows, alive)| {
+            rows.iter().filter(|(doc, ..)| alive.as_ref().is_none_or(|a| a.is_alive(*doc))).map(|(_, row, key)| (row, key))
+        })
+    }
+}
+
+/// The table of the chunks in `rows` that have a vector in `vectors`.
+fn table_of(rows: &ChunkListing, vectors: &VectorReader) -> Result<SemanticTable> {
     let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
     let chunks = rows.iter().filter(|(_, key)| vectors.contains(key)).map(|(row, key)| TableChunk {
         path: &row.path,
