@@ -328,7 +328,7 @@ mod tests {
         let keys: Vec<VectorKey> = (0..n).map(|i| vector_key(&i.to_string())).collect();
         s.insert(keys.iter().enumerate().map(|(i, k)| (*k, vec![i as f32; dims])).collect()).unwrap();
         let mut asked: Vec<usize> = (0..n).rev().filter(|i| i % 3 != 0).collect();
-        asked.push(n - 1);
+        asked.push(asked[0]);
         let asked_keys: Vec<&VectorKey> = asked.iter().map(|&i| &keys[i]).collect();
         let mut rows = vec![0.0; asked.len() * dims];
         s.reader().unwrap().read_rows(&asked_keys, &mut rows).unwrap();
