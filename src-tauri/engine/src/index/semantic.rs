@@ -126,26 +126,28 @@ impl ProjectIndex {
             let d: TantivyDocument = searcher.doc(addr).map_err(err)?;
             let s = |f| d.get_first(f).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             let n = |f| d.get_first(f).and_then(|v| v.as_u64()).unwrap_or_default() as usize;
-            let path = s(fl.path_key);
-            let text = embed_text(&path, &s(fl.text));
             let row = ChunkRow {
                 start_line: n(fl.start_line),
                 end_line: n(fl.end_line),
                 class: FileClass::parse(&s(fl.class)),
                 language: s(fl.lang),
-                path,
+                path: s(fl.path_key),
             };
-            visit(addr, row, text);
+            visit(addr, row, self.embed_text_of(&d));
         }
         Ok(())
     }
 
     /// The text the chunk document at `addr` is embedded as.
     fn embed_text_at(&self, searcher: &Searcher, addr: DocAddress) -> Result<String> {
-        let fl = &self.fields;
-        let d: TantivyDocument = searcher.doc(addr).map_err(|e| Error::index(&self.dir, e))?;
+        Ok(self.embed_text_of(&searcher.doc(addr).map_err(|e| Error::index(&self.dir, e))?))
+    }
+
+    /// The text a chunk document is embedded as: the one place it is made, so the key a chunk
+    /// is listed under (its hash) and the text its batch embeds are always the same.
+    fn embed_text_of(&self, d: &TantivyDocument) -> String {
         let s = |f| d.get_first(f).and_then(|v| v.as_str()).unwrap_or_default();
-        Ok(embed_text(s(fl.path_key), s(fl.text)))
+        embed_text(s(self.fields.path_key), s(self.fields.text))
     }
 
     /// Embeds every chunk of a source or docs file that has no vector in `store` yet, source
@@ -451,9 +453,7 @@ fn table_of(rows: &ChunkListing, vectors: &VectorReader) -> Result<SemanticTable
         language: &row.language,
         vector: key,
     });
-    SemanticTable::build(vectors.dims(), total, chunks, |keys, rows| {
-        vectors.read_rows(&keys.iter().map(|key| **key).collect::<Vec<_>>(), rows)
-    })
+    SemanticTable::build(vectors.dims(), total, chunks, |keys, rows| vectors.read_rows(keys, rows))
 }
 
 /// Source and docs chunks get vectors; tests and generated files do not (see

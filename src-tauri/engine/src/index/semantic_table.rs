@@ -52,11 +52,11 @@ pub(super) struct TableChunk<'a, V> {
 impl SemanticTable {
     /// A table of `chunks`, out of `chunks_total` that are to have a vector; `read_rows` writes
     /// the chunks' vectors straight into the table's rows (`dims` long), row `i` from the `i`th.
-    pub(super) fn build<'a, V>(
+    pub(super) fn build<'a, V: Copy>(
         dims: usize,
         chunks_total: usize,
         chunks: impl IntoIterator<Item = TableChunk<'a, V>>,
-        read_rows: impl FnOnce(&[&V], &mut [f32]) -> Result<()>,
+        read_rows: impl FnOnce(&[V], &mut [f32]) -> Result<()>,
     ) -> Result<Self> {
         let mut chunks: Vec<TableChunk<V>> = chunks.into_iter().collect();
         chunks.sort_by(|a, b| (a.path, a.start_line).cmp(&(b.path, b.start_line)));
@@ -70,7 +70,7 @@ impl SemanticTable {
             .map(|(path, (class, language))| TableFile { path: path.to_string(), class: *class, language: language.to_string() })
             .collect();
         let mut matrix = vec![0.0; chunks.len() * dims];
-        read_rows(&chunks.iter().map(|c| &c.vector).collect::<Vec<_>>(), &mut matrix)?;
+        read_rows(&chunks.iter().map(|c| c.vector).collect::<Vec<_>>(), &mut matrix)?;
         let rows = chunks
             .iter()
             .map(|c| TableRow { file: index[c.path], start_line: c.start_line, end_line: c.end_line })
