@@ -49,6 +49,31 @@ fn index_and_search_report_json() {
 }
 
 #[test]
+fn bench_retrieval_writes_a_ranking_per_case_with_scores_on_request() {
+    let sb = Sandbox::new();
+    let root = sb.dir.path().join("p");
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join("src/pager.rs"), "pub fn spawn_pager(cmd: &str) -> Child {\n    todo!()\n}\n").unwrap();
+    std::fs::write(root.join("src/theme.rs"), "pub fn load_theme(name: &str) -> Theme {\n    todo!()\n}\n").unwrap();
+    let queries = sb.dir.path().join("queries.jsonl");
+    let case = |id: &str, query: &str| serde_json::json!({ "id": id, "dir": root, "query": query }).to_string();
+    std::fs::write(&queries, format!("{}\n{}\n", case("a", "the pager fails to spawn"), case("b", "a theme will not load"))).unwrap();
+    let run = sb.dir.path().join("run.jsonl");
+    let out = sb.cmd().args(["bench", "retrieval", "--rankings", "--out"]).arg(&run).arg(&queries).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 cases: indexing"));
+    let lines = json_lines(&std::fs::read(&run).unwrap());
+    let tops: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["id"].as_str().unwrap(), l["ranked_files"][0].as_str().unwrap())).collect();
+    assert_eq!(tops, [("a", "src/pager.rs"), ("b", "src/theme.rs")]);
+    // --rankings: the lexical ranking with its scores, best first; no semantic one without an embedder.
+    let lexical = &lines[0]["lexical"][0];
+    assert_eq!(lexical[0], "src/pager.rs");
+    assert!(lexical[1].as_f64().unwrap() > 0.0);
+    assert!(lines[0].get("semantic").is_none());
+}
+
+#[test]
 fn an_index_killed_mid_run_reopens_and_completes() {
     let sb = Sandbox::new();
     let root = big_project(&sb, 2500);

@@ -75,7 +75,7 @@ pub struct RetrievalArgs {
     /// Tokens of each chunk the embedding model reads (default: what it was trained on).
     #[arg(long)]
     embed_tokens: Option<usize>,
-    /// Also write each case's lexical and semantic file rankings with their scores.
+    /// Also write each case's lexical file ranking with its scores (and the semantic one, with --embedder).
     #[arg(long)]
     rankings: bool,
     /// Only the first N cases.
@@ -181,13 +181,15 @@ fn retrieval(args: RetrievalArgs) -> anyhow::Result<ExitCode> {
         search_s += t.elapsed().as_secs_f64();
         let ranked: Vec<&str> = results.files.iter().map(|f| f.path.as_str()).collect();
         let mut line = json!({ "id": id, "ranked_files": ranked });
-        if let (true, Some(table), Some(q)) = (args.rankings, &semantic, &query_vector) {
-            // Both rankings with their scores, to study fusion offline.
+        if args.rankings {
+            // The rankings with their scores, to study fusion and priors offline.
             let scored = |files: &[perimeter_engine::index::FileHit]| -> Vec<(String, f32)> {
                 files.iter().map(|f| (f.path.clone(), f.score)).collect()
             };
             line["lexical"] = json!(scored(&index.search(query, &options)?.files));
-            line["semantic"] = json!(scored(&table.search(q, &options).files));
+            if let (Some(table), Some(q)) = (&semantic, &query_vector) {
+                line["semantic"] = json!(scored(&table.search(q, &options).files));
+            }
         }
         writeln!(out, "{line}")?;
         drop(index);
