@@ -250,10 +250,14 @@ fn the_index_benchmark_times_search_by_meaning_over_every_chunk_with_a_sample_em
     assert!((2..20).contains(&embedded), "{s}");
     assert_eq!((s["chunks_to_embed"].as_u64(), s["vectors"].as_u64()), (Some(20), Some(20)), "{s}");
     assert!(s["embed_chunks_per_s"].as_f64().unwrap() > 0.0);
-    for k in ["hybrid_p50_ms", "hybrid_p99_ms", "semantic_p50_ms", "first_search_ms", "question_embed_p50_ms"] {
+    for k in ["hybrid_p50_ms", "hybrid_p99_ms", "semantic_p50_ms", "first_search_ms", "question_embed_p50_ms", "search_after_save_ms"] {
         assert!(s[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {s}");
     }
     assert!(s["hybrid_p99_ms"].as_f64() >= s["hybrid_p50_ms"].as_f64());
+    assert!(s["search_after_save_max_ms"].as_f64() >= s["search_after_save_ms"].as_f64(), "{s}");
+    // The file it saved to time a question after a save is gone again.
+    let left: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, ["src"], "{left:?}");
 }
 
 #[test]
