@@ -27,7 +27,12 @@ impl Excerpt {
         let lang = self.path.rsplit_once('.').map_or("", |(_, ext)| ext);
         let fence = if self.text.contains("```") { "````" } else { "```" };
         let body = self.text.strip_suffix('\n').unwrap_or(&self.text);
-        format!("{}:{}-{}\n{fence}{lang}\n{body}\n{fence}\n", self.path, self.start_line, self.end_line)
+        format!("{}\n{fence}{lang}\n{body}\n{fence}\n", self.heading())
+    }
+
+    /// The line that heads the excerpt in the prompt: `path:start-end`.
+    pub fn heading(&self) -> String {
+        format!("{}:{}-{}", self.path, self.start_line, self.end_line)
     }
 }
 

@@ -198,7 +198,10 @@ pub async fn propose_edit(
     seen.retain(|p, _| context.included.iter().any(|e| e.path == *p));
 
     let params = GenerationParams { max_tokens: context.answer_tokens.min(options.max_tokens), temperature: options.temperature, json_schema: None };
-    let mut watch = RepeatWatch::new(format == EditFormat::WholeFile, &EDIT_PROMPT_HEADINGS);
+    let headings = excerpts.iter().filter(|e| seen.contains_key(&e.path)).map(Excerpt::heading).collect();
+    let request_message = messages.last().map_or("", |m| m.content.as_str());
+    let mut watch =
+        RepeatWatch::new(format == EditFormat::WholeFile, &EDIT_PROMPT_HEADINGS).watching_copies_of(request_message, headings);
     let mut repeated = false;
     let mut guarded = |piece: &str| {
         let fresh = watch.push(piece);

@@ -132,8 +132,9 @@ pub fn parse(answer: &str, whole_files: bool) -> ParsedAnswer {
 /// Watches an answer as it streams and says when the model has started over: a complete
 /// edit block identical to an earlier one, or lines it already wrote twice. Small models (Qwen2.5-Coder 0.5B) often repeat a
 /// whole-file block until the token limit; everything after the first copy is wasted time.
-/// Also ends the answer when a line begins with one of the prompt's own headings: the model
-/// has started to copy the user's message back.
+/// Also ends the answer when a line begins with one of the prompt's own headings, or when it
+/// writes the prompt's files back word for word: the model has started to copy the user's
+/// message back.
 pub struct RepeatWatch {
     text: String,
     whole_files: bool,
@@ -142,13 +143,27 @@ pub struct RepeatWatch {
     /// Where the last complete line ends in `text`.
     checked: usize,
     prompt_headings: &'static [&'static str],
+    shown: Option<ShownFiles>,
+}
+
+/// The files as the prompt showed them: the message that holds them, and each one's heading.
+struct ShownFiles {
+    message: String,
+    headings: Vec<String>,
 }
 
 impl RepeatWatch {
     /// A watch for whole-file answers (`whole_files`) or search/replace ones, which knows the
     /// prompt's section headings.
     pub fn new(whole_files: bool, prompt_headings: &'static [&'static str]) -> RepeatWatch {
-        RepeatWatch { text: String::new(), whole_files, blocks: 0, checked: 0, prompt_headings }
+        RepeatWatch { text: String::new(), whole_files, blocks: 0, checked: 0, prompt_headings, shown: None }
+    }
+
+    /// Also watches for `message`'s files written back word for word, each file headed in it
+    /// by one of `headings` (`path:start-end`, the prompt's form of a heading).
+    pub fn watching_copies_of(mut self, message: &str, headings: Vec<String>) -> RepeatWatch {
+        self.shown = Some(ShownFiles { message: message.to_string(), headings });
+        self
     }
 
     /// Adds streamed text; false once the answer repeats itself or echoes the prompt.
@@ -163,7 +178,7 @@ impl RepeatWatch {
         if new_lines.lines().any(|l| self.prompt_headings.iter().any(|h| l.trim_start().starts_with(h))) {
             return false;
         }
-        if self.looping() {
+        if self.looping() || self.copying_shown_files(new_lines) {
             return false;
         }
         // Blocks only complete at a line break; parse again only when one may have.
@@ -188,6 +203,29 @@ impl RepeatWatch {
         };
         let window = &complete[start..];
         window.len() >= MIN_CHARS && complete[..start].matches(window).count() >= 2
+    }
+
+    /// Since its first heading of a shown file, the answer is the prompt word for word, through
+    /// a whole file and into the next one's heading: it gives back unchanged what it was shown,
+    /// and small models go on into the test files until the token limit (the 1.5B's agent
+    /// fixes, ~1,800 tokens). Nothing written so far is an edit, so nothing is lost. Checked
+    /// only when `new_lines` hold a heading.
+    fn copying_shown_files(&self, new_lines: &str) -> bool {
+        let Some(shown) = &self.shown else { return false };
+        let is_heading = |line: &str| shown.headings.iter().any(|h| h == line.trim_end());
+        if !new_lines.lines().any(is_heading) {
+            return false;
+        }
+        let complete = &self.text[..self.checked];
+        let mut starts = Vec::new();
+        let mut offset = 0;
+        for line in complete.split_inclusive('\n') {
+            if is_heading(line) {
+                starts.push(offset);
+            }
+            offset += line.len();
+        }
+        starts.len() >= 2 && shown.message.contains(&complete[starts[0]..])
     }
 }
 
@@ -460,6 +498,30 @@ mod tests {
         let mut watch = RepeatWatch::new(true, &["Change requested:"]);
         assert!(watch.push("a.js\n```js\nx\n```\n\nChange req"));
         assert!(!watch.push("uested: make it work\n"));
+    }
+
+    #[test]
+    fn the_shown_files_written_back_word_for_word_end_at_the_next_files_heading() {
+        let a = "a.js:1-2\n```js\nlet a = 1;\nlet b = 2;\n```\n";
+        let t = "a.spec.js:1-1\n```js\ntest('a', () => expect(a).toBe(2));\n```\n";
+        let message = format!("Project files:\n\n{a}\n{t}\nChange requested: fix a.js\n\nAnswer with …");
+        let watch = || RepeatWatch::new(true, &[]).watching_copies_of(&message, vec!["a.js:1-2".into(), "a.spec.js:1-1".into()]);
+        let copy = format!("{a}\n{t}");
+        let mut w = watch();
+        let stopped_at = copy.split_inclusive('\n').position(|line| !w.push(line));
+        assert_eq!(stopped_at, Some(6), "at the test file's heading");
+        // What was written up to there reads as the first file given back unchanged.
+        let answer: String = copy.split_inclusive('\n').take(7).collect();
+        let parsed = whole(&answer);
+        assert_eq!((parsed.blocks.len(), parsed.problems.len()), (1, 0), "{parsed:?}");
+
+        // A changed file, the answer's own headings, or one file alone go on.
+        let changed = format!("{}\n{t}", a.replace("= 1", "= 2"));
+        let own_headings = format!("a.js\n{}\na.spec.js\n{}", &a[9..], &t[14..]);
+        for answer in [changed, own_headings, a.to_string()] {
+            let mut w = watch();
+            assert!(answer.split_inclusive('\n').all(|line| w.push(line)), "{answer}");
+        }
     }
 
     #[test]
