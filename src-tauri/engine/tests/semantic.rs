@@ -150,13 +150,20 @@ fn only_changed_chunks_are_embedded_again_and_a_stop_keeps_what_was_done() {
 #[test]
 fn the_search_table_after_a_save_has_the_new_chunks_and_not_the_old_ones() {
     // The table is built again from the rows of the index segments read before plus the new
-    // one: a changed file's old chunk and a deleted file's chunk must not come back.
+    // one, and the attached one keeps its old segments' parts: either way a changed file's old
+    // chunk and a deleted file's chunk must not come back.
     let p = Project::new();
     let index = p.index();
-    let e = Embedder::load(&model_dir()).unwrap();
+    let e = std::sync::Arc::new(Embedder::load(&model_dir()).unwrap());
     let mut store = VectorStore::open(&index.vectors_dir(), &e.id(), e.dims()).unwrap();
     index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
     assert_eq!(index.semantic_table(&store).unwrap().coverage(), (3, 3));
+    index.attach_embedder(e.clone()).unwrap();
+    assert!(index.warm_semantic_table().unwrap());
+    let question = "draw the results as a table";
+    let options = SearchOptions::default();
+    let before = index.retrieve_by(question, &options, SearchMode::Semantic).unwrap();
+    assert!(before.chunks.iter().any(|c| c.text.contains("HTML")), "{:?}", before.chunks);
 
     p.write("src/render.rs", "/// Draws the results as a Markdown table.\npub fn render_rows() {}\n");
     std::fs::remove_file(p.dir.path().join("src/config.rs")).unwrap();
@@ -164,14 +171,18 @@ fn the_search_table_after_a_save_has_the_new_chunks_and_not_the_old_ones() {
     index.embed_chunks(&e, &mut store, &mut |_| {}, &CancellationToken::new()).unwrap();
     let table = index.semantic_table(&store).unwrap();
     assert_eq!(table.coverage(), (2, 2));
-    let question = "draw the results as a table";
     let q = e.embed_query(question).unwrap();
-    let options = SearchOptions::default();
-    let found = index.search_by(question, &options, SearchMode::Semantic, Some((&table, &q))).unwrap();
-    let paths: Vec<&str> = found.chunks.iter().map(|c| c.path.as_str()).collect();
-    assert_eq!(paths.iter().filter(|p| **p == "src/render.rs").count(), 1, "{paths:?}");
-    assert!(!paths.contains(&"src/config.rs"), "{paths:?}");
-    assert!(found.chunks.iter().any(|c| c.text.contains("Markdown")));
+    let fresh = index.search_by(question, &options, SearchMode::Semantic, Some((&table, &q))).unwrap();
+    index.embed_pending(&mut |_| {}, &CancellationToken::new()).unwrap();
+    assert!(index.warm_semantic_table().unwrap(), "the index changed: built again");
+    let kept = index.retrieve_by(question, &options, SearchMode::Semantic).unwrap();
+    for found in [fresh, kept] {
+        let paths: Vec<&str> = found.chunks.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths.iter().filter(|p| **p == "src/render.rs").count(), 1, "{paths:?}");
+        assert!(!paths.contains(&"src/config.rs"), "{paths:?}");
+        assert!(found.chunks.iter().any(|c| c.text.contains("Markdown")));
+        assert!(!found.chunks.iter().any(|c| c.text.contains("HTML")), "the old chunk is gone: {:?}", found.chunks);
+    }
 }
 
 #[test]

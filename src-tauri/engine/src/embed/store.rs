@@ -179,6 +179,16 @@ impl VectorReader {
         self.store.dims
     }
 
+    /// How many vectors the store held when the reader was made.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether the store held no vector then.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
     /// Reads the vectors of `keys` into `rows`, row `i` (`dims` long) from `keys[i]`; a key
     /// without a vector leaves its row as it was. The file is read in offset order, in blocks
     /// of up to [`READ_BLOCK`] bytes into one buffer: a table of 200,000 vectors is a few

@@ -10,6 +10,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
 use tantivy::query::TermQuery;
@@ -19,7 +21,7 @@ use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Searcher, SegmentOrdinal, TantivyDocument, Term};
 
 use super::classify::FileClass;
-use super::semantic_table::{SemanticTable, TableChunk};
+use super::semantic_table::{LivePart, SemanticTable, TableChunk, TablePart};
 use super::{ChunkHit, FileHit, ProjectIndex, SearchOptions, SearchResults};
 use crate::embed::{vector_key, Embedder, VectorKey, VectorReader, VectorStore};
 use crate::error::{Error, Result};
@@ -326,12 +328,12 @@ impl ProjectIndex {
             return Ok(false);
         }
         let rows = self.chunk_listing(&searcher)?;
-        let (embedder, reader, vectors) = match lock().as_ref() {
-            Some(a) => (a.embedder.clone(), a.store.reader()?, a.store.len()),
+        let (embedder, reader, vectors, kept) = match lock().as_ref() {
+            Some(a) => (a.embedder.clone(), a.store.reader()?, a.store.len(), a.table.as_ref().map(|(_, t)| t.parts())),
             None => return Ok(false),
         };
         // Read from the file, not under the lock: embedding and searching go on meanwhile.
-        let table = table_of(&rows, &reader)?;
+        let table = table_of(&rows, &reader, &kept.unwrap_or_default())?;
         let mut guard = lock();
         let Some(attached) = guard.as_mut().filter(|a| Arc::ptr_eq(&a.embedder, &embedder)) else { return Ok(false) };
         attached.table = Some((Built { generation, vectors, at: Instant::now() }, table));
@@ -345,7 +347,7 @@ impl ProjectIndex {
 
     /// The chunks that have a vector in `store`, ready to search.
     pub fn semantic_table(&self, store: &VectorStore) -> Result<SemanticTable> {
-        table_of(&self.chunk_listing(&self.reader.searcher())?, &store.reader()?)
+        table_of(&self.chunk_listing(&self.reader.searcher())?, &store.reader()?, &HashMap::new())
     }
 
     /// Every chunk of `searcher` with the key of its vector. Segments read before come from
@@ -367,7 +369,7 @@ impl ProjectIndex {
                 Some(rows) => rows,
                 None => Arc::new(read.remove(&(o as SegmentOrdinal)).unwrap_or_default()),
             };
-            listing.segments.push((rows.clone(), segment.alive_bitset().cloned()));
+            listing.segments.push((id, rows.clone(), segment.alive_bitset().cloned()));
             kept.insert(id, rows);
         }
         // Segments merged away are forgotten.
@@ -431,29 +433,47 @@ pub(super) struct SegmentRows(Mutex<HashMap<SegmentId, Arc<Vec<(DocId, ChunkRow,
 
 /// The chunk rows of a searcher's segments, with which documents of each are still alive.
 struct ChunkListing {
-    segments: Vec<(Arc<Vec<(DocId, ChunkRow, VectorKey)>>, Option<AliveBitSet>)>,
+    segments: Vec<(SegmentId, Arc<Vec<(DocId, ChunkRow, VectorKey)>>, Option<AliveBitSet>)>,
 }
 
-impl ChunkListing {
-    fn iter(&self) -> impl Iterator<Item = (&ChunkRow, &VectorKey)> {
-        self.segments.iter().flat_map(|(rows, alive)| {
-            rows.iter().filter(|(doc, ..)| alive.as_ref().is_none_or(|a| a.is_alive(*doc))).map(|(_, row, key)| (row, key))
+/// The table of the chunks in `listing` that have a vector in `vectors`: the parts in `kept`
+/// that still hold every vector their chunks have, and new parts for the other segments.
+fn table_of(listing: &ChunkListing, vectors: &VectorReader, kept: &HashMap<SegmentId, Arc<TablePart>>) -> Result<SemanticTable> {
+    let is_alive = |alive: &Option<AliveBitSet>, doc: DocId| alive.as_ref().is_none_or(|a| a.is_alive(doc));
+    let total = listing
+        .segments
+        .iter()
+        .map(|(_, rows, alive)| rows.iter().filter(|(doc, row, _)| is_alive(alive, *doc) && embedded_class(row.class)).count())
+        .sum();
+    let parts = listing
+        .segments
+        .par_iter()
+        .map(|(segment, rows, alive)| {
+            let part = match kept.get(segment).filter(|p| p.complete_at(vectors.len())) {
+                Some(part) => part.clone(),
+                None => {
+                    let missing = rows
+                        .iter()
+                        .filter(|(doc, row, key)| is_alive(alive, *doc) && embedded_class(row.class) && !vectors.contains(key))
+                        .count();
+                    // Deleted chunks too: the part outlives deletes, which only hide rows.
+                    let chunks = rows.iter().filter(|(_, _, key)| vectors.contains(key)).map(|(doc, row, key)| TableChunk {
+                        doc: *doc,
+                        path: &row.path,
+                        start_line: row.start_line,
+                        end_line: row.end_line,
+                        class: row.class,
+                        language: &row.language,
+                        vector: key,
+                    });
+                    let read = |keys: &[&VectorKey], out: &mut [f32]| vectors.read_rows(keys, out);
+                    Arc::new(TablePart::build(vectors.dims(), chunks, read, missing, vectors.len())?)
+                }
+            };
+            Ok(LivePart { segment: *segment, part, alive: alive.clone() })
         })
-    }
-}
-
-/// The table of the chunks in `rows` that have a vector in `vectors`.
-fn table_of(rows: &ChunkListing, vectors: &VectorReader) -> Result<SemanticTable> {
-    let total = rows.iter().filter(|(r, _)| embedded_class(r.class)).count();
-    let chunks = rows.iter().filter(|(_, key)| vectors.contains(key)).map(|(row, key)| TableChunk {
-        path: &row.path,
-        start_line: row.start_line,
-        end_line: row.end_line,
-        class: row.class,
-        language: &row.language,
-        vector: key,
-    });
-    SemanticTable::build(vectors.dims(), total, chunks, |keys, rows| vectors.read_rows(keys, rows))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SemanticTable::new(vectors.dims(), total, parts))
 }
 
 /// Source and docs chunks get vectors; tests and generated files do not (see

@@ -1,11 +1,21 @@
-//! The search table of search by meaning: every chunk's vector in one matrix, scanned by
-//! brute force (unit vectors, so a dot product is the cosine), and the best chunks and files
-//! picked without sorting the whole project.
+//! The search table of search by meaning: every chunk's vector, scanned by brute force (unit
+//! vectors, so a dot product is the cosine), and the best chunks and files picked without
+//! sorting the whole project.
+//!
+//! The table is made of parts, one per index segment, because a segment never changes: a
+//! save adds a small segment and hides the file's old chunks in the others. The next table
+//! keeps every old part, with its segment's new list of live documents, and builds only the
+//! new segment's part, instead of one matrix of the whole project again.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use rayon::prelude::*;
+use tantivy::fastfield::AliveBitSet;
+use tantivy::index::SegmentId;
+use tantivy::DocId;
 
 use super::classify::FileClass;
 use super::search::class_weight;
@@ -15,32 +25,37 @@ use crate::error::Result;
 /// Rows scored per task of the parallel scan.
 const SCAN_BLOCK: usize = 256;
 
-/// A file with chunks in the table.
+/// A file with chunks in a part.
 struct TableFile {
     path: String,
     class: FileClass,
     language: String,
 }
 
-/// A chunk in the table: its file (an index into the files, which are in path order) and lines.
+/// A chunk in a part: its document, its file (an index into the part's files, which are in
+/// path order) and lines.
 struct TableRow {
+    doc: DocId,
     file: u32,
     start_line: usize,
     end_line: usize,
 }
 
-/// The project's chunk vectors in one matrix, row by row.
-pub struct SemanticTable {
+/// One segment's chunks that had a vector when the part was built, row by row in one matrix.
+pub(super) struct TablePart {
     files: Vec<TableFile>,
     rows: Vec<TableRow>,
     matrix: Vec<f32>,
-    dims: usize,
-    chunks_total: usize,
+    /// Live chunks that are to have a vector and had none yet.
+    missing: usize,
+    /// How many vectors the store held then.
+    vectors_at_build: usize,
 }
 
-/// One chunk for [`SemanticTable::build`]: path, lines, class, language, and its vector (or
-/// where to read it).
+/// One chunk for [`TablePart::build`]: its document, path, lines, class, language, and its
+/// vector (or where to read it).
 pub(super) struct TableChunk<'a, V> {
+    pub doc: DocId,
     pub path: &'a str,
     pub start_line: usize,
     pub end_line: usize,
@@ -49,14 +64,16 @@ pub(super) struct TableChunk<'a, V> {
     pub vector: V,
 }
 
-impl SemanticTable {
-    /// A table of `chunks`, out of `chunks_total` that are to have a vector; `read_rows` writes
-    /// the chunks' vectors straight into the table's rows (`dims` long), row `i` from the `i`th.
+impl TablePart {
+    /// A part of `chunks`; `read_rows` writes the chunks' vectors straight into the part's
+    /// rows (`dims` long), row `i` from the `i`th. `missing` live chunks of the segment had no
+    /// vector among the store's `vectors_at_build`.
     pub(super) fn build<'a, V: Copy>(
         dims: usize,
-        chunks_total: usize,
         chunks: impl IntoIterator<Item = TableChunk<'a, V>>,
         read_rows: impl FnOnce(&[V], &mut [f32]) -> Result<()>,
+        missing: usize,
+        vectors_at_build: usize,
     ) -> Result<Self> {
         let mut chunks: Vec<TableChunk<V>> = chunks.into_iter().collect();
         chunks.sort_by(|a, b| (a.path, a.start_line).cmp(&(b.path, b.start_line)));
@@ -64,7 +81,7 @@ impl SemanticTable {
         for c in &chunks {
             by_path.entry(c.path).or_insert((c.class, c.language));
         }
-        let index: std::collections::HashMap<&str, u32> = by_path.keys().enumerate().map(|(i, p)| (*p, i as u32)).collect();
+        let index: HashMap<&str, u32> = by_path.keys().enumerate().map(|(i, p)| (*p, i as u32)).collect();
         let files = by_path
             .iter()
             .map(|(path, (class, language))| TableFile { path: path.to_string(), class: *class, language: language.to_string() })
@@ -73,73 +90,145 @@ impl SemanticTable {
         read_rows(&chunks.iter().map(|c| c.vector).collect::<Vec<_>>(), &mut matrix)?;
         let rows = chunks
             .iter()
-            .map(|c| TableRow { file: index[c.path], start_line: c.start_line, end_line: c.end_line })
+            .map(|c| TableRow { doc: c.doc, file: index[c.path], start_line: c.start_line, end_line: c.end_line })
             .collect();
-        Ok(SemanticTable { files, rows, matrix, dims, chunks_total })
+        Ok(TablePart { files, rows, matrix, missing, vectors_at_build })
+    }
+
+    /// Whether the part still holds every vector its chunks have in a store of `vectors`:
+    /// it missed none, or the store has not grown since.
+    pub(super) fn complete_at(&self, vectors: usize) -> bool {
+        self.missing == 0 || self.vectors_at_build == vectors
+    }
+}
+
+/// A part with the documents of its segment that are still alive (`None`: all).
+pub(super) struct LivePart {
+    pub segment: SegmentId,
+    pub part: Arc<TablePart>,
+    pub alive: Option<AliveBitSet>,
+}
+
+impl LivePart {
+    fn is_alive(&self, doc: DocId) -> bool {
+        self.alive.as_ref().is_none_or(|a| a.is_alive(doc))
+    }
+}
+
+/// The project's chunk vectors: a part per index segment.
+pub struct SemanticTable {
+    parts: Vec<LivePart>,
+    dims: usize,
+    rows_alive: usize,
+    chunks_total: usize,
+}
+
+/// A ranked row: its score, its part, its row in the part.
+type Ranked = (f32, u32, u32);
+
+impl SemanticTable {
+    /// A table of `parts`, out of `chunks_total` live chunks that are to have a vector.
+    pub(super) fn new(dims: usize, chunks_total: usize, parts: Vec<LivePart>) -> Self {
+        let rows_alive = parts.iter().map(|p| p.part.rows.iter().filter(|r| p.is_alive(r.doc)).count()).sum();
+        SemanticTable { parts, dims, rows_alive, chunks_total }
+    }
+
+    /// Each segment's part, to be kept by the next table.
+    pub(super) fn parts(&self) -> HashMap<SegmentId, Arc<TablePart>> {
+        self.parts.iter().map(|p| (p.segment, p.part.clone())).collect()
     }
 
     /// Chunks with a vector, and chunks that are to have one (those of source and docs files).
     pub fn coverage(&self) -> (usize, usize) {
-        (self.rows.len(), self.chunks_total)
+        (self.rows_alive, self.chunks_total)
     }
 
     /// Ranks chunks by cosine similarity to `query_vector`, and files by their best chunk,
     /// weighted by file class as the lexical ranking is. Ties go to the earlier path and line.
     pub fn search(&self, query_vector: &[f32], options: &SearchOptions) -> SearchResults {
         assert_eq!(query_vector.len(), self.dims, "the question was embedded by another model");
-        let scores: Vec<f32> = self
-            .matrix
-            .par_chunks(self.dims * SCAN_BLOCK)
-            .flat_map_iter(|block| block.chunks_exact(self.dims).map(|v| dot(v, query_vector)))
-            .collect();
-        // Per file: whether the options let it in, and its class weight (0 = left out).
-        let weight: Vec<f32> = self
-            .files
-            .iter()
-            .map(|f| {
-                let prefix_ok = options.path_prefix.as_deref().is_none_or(|p| f.path.starts_with(p.trim_start_matches("./")));
-                let language_ok = options.language.as_deref().is_none_or(|l| l.eq_ignore_ascii_case(&f.language));
-                if prefix_ok && language_ok { class_weight(f.class) } else { 0.0 }
-            })
-            .collect();
-        let mut chunks: Vec<(f32, u32)> = Vec::with_capacity(scores.len());
-        let mut best: Vec<Option<(f32, u32)>> = vec![None; self.files.len()];
-        for (i, (row, &cos)) in self.rows.iter().zip(&scores).enumerate() {
-            let w = weight[row.file as usize];
-            if w == 0.0 {
-                continue;
+        let mut chunks: Vec<Ranked> = Vec::with_capacity(self.rows_alive);
+        let mut files: Vec<Ranked> = Vec::new();
+        for (p, live) in self.parts.iter().enumerate() {
+            let part = &live.part;
+            let scores: Vec<f32> = part
+                .matrix
+                .par_chunks(self.dims * SCAN_BLOCK)
+                .flat_map_iter(|block| block.chunks_exact(self.dims).map(|v| dot(v, query_vector)))
+                .collect();
+            // Per file: whether the options let it in, and its class weight (0 = left out).
+            let weight: Vec<f32> = part
+                .files
+                .iter()
+                .map(|f| {
+                    let prefix_ok =
+                        options.path_prefix.as_deref().is_none_or(|pre| f.path.starts_with(pre.trim_start_matches("./")));
+                    let language_ok = options.language.as_deref().is_none_or(|l| l.eq_ignore_ascii_case(&f.language));
+                    if prefix_ok && language_ok { class_weight(f.class) } else { 0.0 }
+                })
+                .collect();
+            let mut best: Vec<Option<(f32, u32)>> = vec![None; part.files.len()];
+            for (i, (row, &cos)) in part.rows.iter().zip(&scores).enumerate() {
+                let w = weight[row.file as usize];
+                if w == 0.0 || !live.is_alive(row.doc) {
+                    continue;
+                }
+                let score = cos * w;
+                chunks.push((score, p as u32, i as u32));
+                let b = &mut best[row.file as usize];
+                if b.is_none_or(|(s, _)| score > s) {
+                    *b = Some((score, i as u32));
+                }
             }
-            let score = cos * w;
-            chunks.push((score, i as u32));
-            let b = &mut best[row.file as usize];
-            if b.is_none_or(|(s, _)| score > s) {
-                *b = Some((score, i as u32));
-            }
+            files.extend(best.into_iter().flatten().map(|(score, i)| (score, p as u32, i)));
         }
-        // Rows are in file order and files in path order, so the row index breaks ties.
-        let by_score = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let by_score = |a: &Ranked, b: &Ranked| b.0.total_cmp(&a.0).then_with(|| self.place(a).cmp(&self.place(b)));
+        let files = if self.parts.len() > 1 { self.best_per_path(files, by_score) } else { files };
         let chunks = top(chunks, options.limit, by_score)
             .into_iter()
-            .map(|(score, i)| {
-                let r = &self.rows[i as usize];
-                ChunkHit {
-                    path: self.files[r.file as usize].path.clone(),
-                    start_line: r.start_line,
-                    end_line: r.end_line,
-                    score,
-                    text: String::new(),
-                }
+            .map(|r| {
+                let (path, start_line) = self.place(&r);
+                let row = &self.parts[r.1 as usize].part.rows[r.2 as usize];
+                ChunkHit { path: path.to_string(), start_line, end_line: row.end_line, score: r.0, text: String::new() }
             })
             .collect();
-        let files: Vec<(f32, u32)> = best.iter().enumerate().filter_map(|(f, b)| b.map(|(s, _)| (s, f as u32))).collect();
         let files = top(files, options.limit, by_score)
             .into_iter()
-            .map(|(score, f)| {
-                let f = &self.files[f as usize];
-                FileHit { path: f.path.clone(), score, class: f.class, language: f.language.clone() }
+            .map(|r| {
+                let part = &self.parts[r.1 as usize].part;
+                let f = &part.files[part.rows[r.2 as usize].file as usize];
+                FileHit { path: f.path.clone(), score: r.0, class: f.class, language: f.language.clone() }
             })
             .collect();
         SearchResults { chunks, files }
+    }
+
+    /// A ranked row's path and first line, which break ties.
+    fn place(&self, r: &Ranked) -> (&str, usize) {
+        let part = &self.parts[r.1 as usize].part;
+        let row = &part.rows[r.2 as usize];
+        (&part.files[row.file as usize].path, row.start_line)
+    }
+
+    /// A file's chunks may lie in several segments: its best row, once.
+    fn best_per_path(&self, files: Vec<Ranked>, order: impl Fn(&Ranked, &Ranked) -> Ordering) -> Vec<Ranked> {
+        let mut at: HashMap<&str, usize> = HashMap::with_capacity(files.len());
+        let mut out: Vec<Ranked> = Vec::with_capacity(files.len());
+        for r in files {
+            match at.entry(self.place(&r).0) {
+                Entry::Occupied(o) => {
+                    let kept = &mut out[*o.get()];
+                    if order(&r, kept) == Ordering::Less {
+                        *kept = r;
+                    }
+                }
+                Entry::Vacant(v) => {
+                    v.insert(out.len());
+                    out.push(r);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -173,34 +262,50 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
-    fn chunk<'a>(path: &'a str, start_line: usize, class: FileClass, vector: &'a [f32]) -> TableChunk<'a, &'a [f32]> {
-        TableChunk { path, start_line, end_line: start_line + 9, class, language: "rust", vector }
+    fn chunk<'a>(doc: DocId, path: &'a str, start_line: usize, class: FileClass, vector: &'a [f32]) -> TableChunk<'a, &'a [f32]> {
+        TableChunk { doc, path, start_line, end_line: start_line + 9, class, language: "rust", vector }
+    }
+
+    fn part(chunks: Vec<TableChunk<&[f32]>>) -> Arc<TablePart> {
+        let copy = |vectors: &[&[f32]], rows: &mut [f32]| {
+            rows.copy_from_slice(&vectors.iter().flat_map(|v| v.iter().copied()).collect::<Vec<f32>>());
+            Ok(())
+        };
+        Arc::new(TablePart::build(2, chunks, copy, 0, 0).unwrap())
+    }
+
+    fn live(part: Arc<TablePart>, alive: Option<AliveBitSet>) -> LivePart {
+        LivePart { segment: SegmentId::generate_random(), part, alive }
+    }
+
+    fn alive_except(deleted: &[DocId], max_doc: u32) -> AliveBitSet {
+        let mut bits = tantivy::BitSet::with_max_value_and_full(max_doc);
+        deleted.iter().for_each(|&d| bits.remove(d));
+        let mut bytes = Vec::new();
+        tantivy::fastfield::write_alive_bitset(&bits, &mut bytes).unwrap();
+        AliveBitSet::open(tantivy::directory::OwnedBytes::new(bytes))
+    }
+
+    fn ranked(found: &SearchResults) -> (Vec<(&str, usize, f32)>, Vec<(&str, f32)>) {
+        let chunks = found.chunks.iter().map(|c| (c.path.as_str(), c.start_line, c.score)).collect();
+        (chunks, found.files.iter().map(|f| (f.path.as_str(), f.score)).collect())
     }
 
     #[test]
     fn chunks_and_files_rank_by_cosine_times_class_weight_with_ties_in_path_order() {
         let (x, y, xy) = ([1.0, 0.0], [0.0, 1.0], [0.6, 0.8]);
-        let table = SemanticTable::build(
-            2,
-            6,
-            [
-                chunk("src/b.rs", 1, FileClass::Source, &xy),
-                chunk("src/b.rs", 11, FileClass::Source, &x),
-                chunk("src/a.rs", 1, FileClass::Source, &x),
-                chunk("tests/t.rs", 1, FileClass::Test, &x),
-                chunk("src/c.rs", 1, FileClass::Source, &y),
-            ],
-            |vectors, rows| {
-                rows.copy_from_slice(&vectors.iter().flat_map(|v| v.iter().copied()).collect::<Vec<f32>>());
-                Ok(())
-            },
-        )
-        .unwrap();
+        let one = part(vec![
+            chunk(0, "src/b.rs", 1, FileClass::Source, &xy),
+            chunk(1, "src/b.rs", 11, FileClass::Source, &x),
+            chunk(2, "src/a.rs", 1, FileClass::Source, &x),
+            chunk(3, "tests/t.rs", 1, FileClass::Test, &x),
+            chunk(4, "src/c.rs", 1, FileClass::Source, &y),
+        ]);
+        let table = SemanticTable::new(2, 6, vec![live(one, None)]);
         assert_eq!(table.coverage(), (5, 6));
         let found = table.search(&[1.0, 0.0], &SearchOptions { limit: 3, ..SearchOptions::default() });
-        let chunks: Vec<(&str, usize, f32)> = found.chunks.iter().map(|c| (c.path.as_str(), c.start_line, c.score)).collect();
+        let (chunks, files) = ranked(&found);
         assert_eq!(chunks, [("src/a.rs", 1, 1.0), ("src/b.rs", 11, 1.0), ("src/b.rs", 1, 0.6)]);
-        let files: Vec<(&str, f32)> = found.files.iter().map(|f| (f.path.as_str(), f.score)).collect();
         // The test file's cosine of 1 counts 0.2 (tests are weighted down): still above c.rs's 0.
         assert_eq!(files, [("src/a.rs", 1.0), ("src/b.rs", 1.0), ("tests/t.rs", 0.2)]);
 
@@ -208,6 +313,25 @@ mod tests {
         let found = table.search(&[1.0, 0.0], &only_tests);
         assert_eq!(found.files.len(), 1);
         assert_eq!(found.chunks.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(), ["tests/t.rs"]);
+    }
+
+    #[test]
+    fn parts_rank_as_one_table_without_their_deleted_chunks() {
+        let (x, y, xy) = ([1.0, 0.0], [0.0, 1.0], [0.6, 0.8]);
+        // A saved b.rs: its old chunk (doc 1) deleted in the first segment, its new one in the
+        // second; c.rs has chunks in both segments (indexed by two threads).
+        let old = part(vec![
+            chunk(0, "src/a.rs", 1, FileClass::Source, &xy),
+            chunk(1, "src/b.rs", 1, FileClass::Source, &x),
+            chunk(2, "src/c.rs", 1, FileClass::Source, &y),
+        ]);
+        let new = part(vec![chunk(0, "src/b.rs", 1, FileClass::Source, &y), chunk(1, "src/c.rs", 11, FileClass::Source, &xy)]);
+        let table = SemanticTable::new(2, 4, vec![live(old, Some(alive_except(&[1], 3))), live(new, None)]);
+        assert_eq!(table.coverage(), (4, 4));
+        let found = table.search(&[1.0, 0.0], &SearchOptions { limit: 3, ..SearchOptions::default() });
+        let (chunks, files) = ranked(&found);
+        assert_eq!(chunks, [("src/a.rs", 1, 0.6), ("src/c.rs", 11, 0.6), ("src/b.rs", 1, 0.0)]);
+        assert_eq!(files, [("src/a.rs", 0.6), ("src/c.rs", 0.6), ("src/b.rs", 0.0)], "c.rs once, at its best chunk");
     }
 
     #[test]
