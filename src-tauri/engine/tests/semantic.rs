@@ -186,6 +186,29 @@ fn the_search_table_after_a_save_has_the_new_chunks_and_not_the_old_ones() {
 }
 
 #[test]
+fn a_saved_files_new_vector_is_searched_at_once_without_waiting_for_a_bigger_batch() {
+    // Twelve files embedded; a save adds one chunk, less than a tenth more vectors, which once
+    // waited half a minute for the table. Only the small new segment's part is built again.
+    let p = Project::new();
+    for i in 0..9 {
+        p.write(&format!("src/extra{i}.rs"), &format!("/// Helper number {i} for the report pages.\npub fn helper_{i}() {{}}\n"));
+    }
+    let index = p.index();
+    index.attach_embedder(std::sync::Arc::new(Embedder::load(&model_dir()).unwrap())).unwrap();
+    assert_eq!(index.embed_pending(&mut |_| {}, &CancellationToken::new()).unwrap().unwrap().chunks_embedded, 12);
+    assert!(index.warm_semantic_table().unwrap());
+
+    p.write("src/dates.rs", "/// Reads `2024-03-01` into a calendar day.\npub fn parse_day(s: &str) -> Option<(i32, u32, u32)> { None }\n");
+    index.update(&mut |_| {}, &CancellationToken::new()).unwrap();
+    assert!(index.warm_semantic_table().unwrap(), "the index changed: built again");
+    assert_eq!(index.embed_pending(&mut |_| {}, &CancellationToken::new()).unwrap().unwrap().chunks_embedded, 1);
+    assert!(index.warm_semantic_table().unwrap(), "the saved file's vector: built again at once");
+    let question = "turn a written date into year month and day numbers";
+    let found = index.retrieve_by(question, &SearchOptions::default(), SearchMode::Semantic).unwrap();
+    assert_eq!(found.files[0].path, "src/dates.rs", "{:?}", found.files);
+}
+
+#[test]
 fn a_model_that_cannot_be_used_is_a_clear_error_that_says_search_stays_lexical() {
     let missing = Embedder::load(Path::new("/nonexistent/embedder")).unwrap_err();
     assert!(matches!(missing, Error::EmbeddingModel { .. }), "{missing:?}");

@@ -34,6 +34,9 @@ const BATCH: usize = 8;
 const SEMANTIC_WEIGHT: f32 = 0.25;
 /// Each ranking's candidates considered for fusion.
 const FUSION_DEPTH: usize = 100;
+/// Rows of the search table's incomplete parts that are built again as soon as vectors are
+/// added (~15 MB of 384-dimension vectors, tens of milliseconds).
+const SMALL_REBUILD_ROWS: usize = 10_000;
 
 /// How a search ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
@@ -314,14 +317,16 @@ impl ProjectIndex {
         let generation = searcher.generation().generation_id();
         let stale = |a: &Attached| {
             let vectors = a.store.len();
-            // Rebuilt when the index changed, or when vectors were added, but while an embedding
-            // run adds them only after a tenth more or half a minute: a rebuild re-reads every
-            // chunk, too slow on a large project to do for every question.
+            // Rebuilt when the index changed, or when vectors were added: at once when the parts
+            // still missing vectors are small (a saved file's), else, while an embedding run
+            // fills large ones, only after a tenth more or half a minute, as they are read again.
             vectors > 0
-                && a.table.as_ref().is_none_or(|(b, _)| {
+                && a.table.as_ref().is_none_or(|(b, t)| {
                     b.generation != generation
                         || (vectors != b.vectors
-                            && (vectors > b.vectors + b.vectors / 10 || b.at.elapsed().as_secs() >= 30))
+                            && (t.incomplete_rows() <= SMALL_REBUILD_ROWS
+                                || vectors > b.vectors + b.vectors / 10
+                                || b.at.elapsed().as_secs() >= 30))
                 })
         };
         if !lock().as_ref().is_some_and(stale) {

@@ -138,6 +138,11 @@ impl SemanticTable {
         self.parts.iter().map(|p| (p.segment, p.part.clone())).collect()
     }
 
+    /// Rows that building the parts still missing vectors again would read.
+    pub(super) fn incomplete_rows(&self) -> usize {
+        self.parts.iter().filter(|p| p.part.missing > 0).map(|p| p.part.rows.len() + p.part.missing).sum()
+    }
+
     /// Chunks with a vector, and chunks that are to have one (those of source and docs files).
     pub fn coverage(&self) -> (usize, usize) {
         (self.rows_alive, self.chunks_total)
