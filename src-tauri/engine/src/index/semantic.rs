@@ -443,13 +443,17 @@ struct ChunkListing {
 
 /// The table of the chunks in `listing` that have a vector in `vectors`: the parts in `kept`
 /// that still hold every vector their chunks have, and new parts for the other segments.
-fn table_of(listing: &ChunkListing, vectors: &VectorReader, kept: &HashMap<SegmentId, Arc<TablePart>>) -> Result<SemanticTable> {
+fn table_of(
+    listing: &ChunkListing,
+    vectors: &VectorReader,
+    kept: &HashMap<SegmentId, Arc<TablePart>>,
+) -> Result<SemanticTable> {
     let is_alive = |alive: &Option<AliveBitSet>, doc: DocId| alive.as_ref().is_none_or(|a| a.is_alive(doc));
     let total = listing
         .segments
         .iter()
-        .map(|(_, rows, alive)| rows.iter().filter(|(doc, row, _)| is_alive(alive, *doc) && embedded_class(row.class)).count())
-        .sum();
+        .flat_map(|(_, rows, alive)| rows.iter().filter(|(doc, row, _)| is_alive(alive, *doc) && embedded_class(row.class)))
+        .count();
     let parts = listing
         .segments
         .par_iter()

@@ -267,11 +267,13 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
-    fn chunk<'a>(doc: DocId, path: &'a str, start_line: usize, class: FileClass, vector: &'a [f32]) -> TableChunk<'a, &'a [f32]> {
+    type Chunk<'a> = TableChunk<'a, &'a [f32]>;
+
+    fn chunk<'a>(doc: DocId, path: &'a str, start_line: usize, class: FileClass, vector: &'a [f32]) -> Chunk<'a> {
         TableChunk { doc, path, start_line, end_line: start_line + 9, class, language: "rust", vector }
     }
 
-    fn part(chunks: Vec<TableChunk<&[f32]>>) -> Arc<TablePart> {
+    fn part(chunks: Vec<Chunk>) -> Arc<TablePart> {
         let copy = |vectors: &[&[f32]], rows: &mut [f32]| {
             rows.copy_from_slice(&vectors.iter().flat_map(|v| v.iter().copied()).collect::<Vec<f32>>());
             Ok(())
