@@ -21,7 +21,7 @@ use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Searcher, SegmentOrdinal, TantivyDocument, Term};
 
 use super::classify::FileClass;
-use super::semantic_table::{LivePart, SemanticTable, TableChunk, TablePart};
+use super::semantic_table::{alive_in, LivePart, SemanticTable, TableChunk, TablePart};
 use super::{ChunkHit, FileHit, ProjectIndex, SearchOptions, SearchResults};
 use crate::embed::{vector_key, Embedder, VectorKey, VectorReader, VectorStore};
 use crate::error::{Error, Result};
@@ -448,11 +448,12 @@ fn table_of(
     vectors: &VectorReader,
     kept: &HashMap<SegmentId, Arc<TablePart>>,
 ) -> Result<SemanticTable> {
-    let is_alive = |alive: &Option<AliveBitSet>, doc: DocId| alive.as_ref().is_none_or(|a| a.is_alive(doc));
+    // A live chunk that is to have a vector.
+    let wanted = |alive: &Option<AliveBitSet>, doc: DocId, row: &ChunkRow| alive_in(alive, doc) && embedded_class(row.class);
     let total = listing
         .segments
         .iter()
-        .flat_map(|(_, rows, alive)| rows.iter().filter(|(doc, row, _)| is_alive(alive, *doc) && embedded_class(row.class)))
+        .flat_map(|(_, rows, alive)| rows.iter().filter(move |(doc, row, _)| wanted(alive, *doc, row)))
         .count();
     let parts = listing
         .segments
@@ -463,7 +464,7 @@ fn table_of(
                 None => {
                     let missing = rows
                         .iter()
-                        .filter(|(doc, row, key)| is_alive(alive, *doc) && embedded_class(row.class) && !vectors.contains(key))
+                        .filter(|(doc, row, key)| wanted(alive, *doc, row) && !vectors.contains(key))
                         .count();
                     // Deleted chunks too: the part outlives deletes, which only hide rows.
                     let chunks = rows.iter().filter(|(_, _, key)| vectors.contains(key)).map(|(doc, row, key)| TableChunk {

@@ -111,8 +111,13 @@ pub(super) struct LivePart {
 
 impl LivePart {
     fn is_alive(&self, doc: DocId) -> bool {
-        self.alive.as_ref().is_none_or(|a| a.is_alive(doc))
+        alive_in(&self.alive, doc)
     }
+}
+
+/// Whether `doc` is alive in a segment whose live documents are `alive` (`None`: all).
+pub(super) fn alive_in(alive: &Option<AliveBitSet>, doc: DocId) -> bool {
+    alive.as_ref().is_none_or(|a| a.is_alive(doc))
 }
 
 /// The project's chunk vectors: a part per index segment.
