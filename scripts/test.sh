@@ -14,7 +14,7 @@ say "running the test suite"
 cargo test --release --locked --workspace -- "$@"
 
 say "running the tests of our changes to patched dependencies (patches/README.md)"
-cargo test --release --locked -p mistralrs-core --lib -- attention::backends::cpu token_embedding ops::tests::by_position_chunks
+cargo test --release --locked -p mistralrs-core --lib -- attention::backends::cpu token_embedding ops::tests::by_position_chunks prefix_cacher
 
 say "checking that patches/ is the published crates plus patches/*.diff"
 scripts/check-patches.sh

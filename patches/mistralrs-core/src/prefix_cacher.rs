@@ -298,6 +298,16 @@ impl PrefixCacheManagerV2 {
             if !v.can_rewind_to(match_len) {
                 continue;
             }
+            // [perimeter patch] Cut back to a whole number of the CPU attention's blocks of
+            // query rows, leaving at least two tokens to compute, so that the rest of the prompt
+            // is computed in the same blocks as a fresh prompt and gets the same values to the
+            // bit: a greedy answer then does not depend on which earlier request left the cache
+            // (a few tokens are computed again). A cache that cannot rewind that far (a
+            // rolled-over sliding window) serves the exact match.
+            let match_len = match aligned_cache_hit(match_len, toks.0.len()) {
+                aligned if aligned > 0 && v.can_rewind_to(aligned) => aligned,
+                _ => match_len,
+            };
 
             if best_match
                 .as_ref()
@@ -366,6 +376,14 @@ impl PrefixCacheManagerV2 {
     }
 }
 
+/// [perimeter patch] The longest prefix of `shared` tokens that starts the rest of a
+/// `prompt_len`-token prompt at a multiple of the CPU attention's block of query rows, with two
+/// or more tokens of the prompt left to compute (one would take the decode path).
+fn aligned_cache_hit(shared: usize, prompt_len: usize) -> usize {
+    let most = shared.min(prompt_len.saturating_sub(2));
+    most - most % crate::attention::PROMPT_BLOCK_ROWS
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{DType, Device, Tensor};
@@ -396,6 +414,19 @@ mod tests {
         k.append(&src)?;
         v.append(&src)?;
         Ok(KvCache::Normal { k, v })
+    }
+
+    // [perimeter patch]
+    #[test]
+    fn a_cache_hit_leaves_whole_blocks_and_at_least_two_tokens() {
+        use super::aligned_cache_hit;
+        assert_eq!(aligned_cache_hit(5, 100), 4);
+        assert_eq!(aligned_cache_hit(8, 100), 8);
+        assert_eq!(aligned_cache_hit(3, 100), 0);
+        assert_eq!(aligned_cache_hit(99, 100), 96); // 4 left, not 1
+        assert_eq!(aligned_cache_hit(100, 100), 96); // the same prompt again
+        assert_eq!(aligned_cache_hit(98, 101), 96);
+        assert_eq!(aligned_cache_hit(1, 2), 0);
     }
 
     #[test]
@@ -431,9 +462,10 @@ mod tests {
         )?;
 
         match hit {
+            // [perimeter patch] the 5 shared tokens are cut back to a whole block of 4.
             Some(MatchingCache::Normal { toks, offset, .. }) => {
-                assert_eq!(offset, 5);
-                assert_eq!(toks, vec![6, 7, 99]);
+                assert_eq!(offset, 4);
+                assert_eq!(toks, vec![5, 6, 7, 99]);
             }
             None => panic!("expected a shorter valid prefix-cache hit"),
         }

@@ -8,6 +8,8 @@ mod backends;
 
 #[allow(unused)]
 pub(crate) use backends::{flash_attn, maybe_synchronize, naive_sdpa, sinks_attn};
+// [perimeter patch] where a prefix-cache hit is cut (prefix_cacher.rs)
+pub(crate) use backends::cpu::PROMPT_BLOCK_ROWS;
 
 /// Chunk size for attention computation to avoid OOM on long sequences
 pub(crate) const ATTENTION_CHUNK_SIZE: usize = 1024;

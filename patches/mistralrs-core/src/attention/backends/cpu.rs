@@ -45,6 +45,14 @@ const TILE_KV: usize = 16;
 mod kernels;
 use kernels::{Rows, ROWS};
 
+/// [perimeter patch] How many consecutive query positions of a prompt are attended as one
+/// block. A block's softmax sums run over the positions up to its last row, so a row's result
+/// depends (in the last bits) on where its block ends: a prompt of two or more positions that
+/// starts at a multiple of this (after a prefix-cache hit cut to one) is computed in the same
+/// blocks, to the bit, as the whole prompt computed fresh. (A single position takes the decode
+/// path, which sums in tiles: not the same bits either.)
+pub(crate) const PROMPT_BLOCK_ROWS: usize = ROWS;
+
 /// [perimeter patch] Attention of a block of up to [`ROWS`] query rows that share their keys
 /// and values (consecutive positions of one head while prompting, the query heads of one KV
 /// head while decoding) over the KV positions `kv`, in three passes: the scaled scores of every
@@ -871,6 +879,46 @@ mod tests {
         check_against_reference::<f32>((1, 29, 3, 64), 29, 1, Some(8), 1e-5)?; // sliding window
         check_against_reference::<f32>((1, 10, 8, 72), 40, 2, None, 1e-5)?; // after a cache
         check_against_reference::<f16>((2, 21, 9, 64), 21, 3, None, 2e-3)
+    }
+
+    /// [perimeter patch] What a prefix-cache hit computes: the rows of a prompt from `past` on,
+    /// against the cached keys and values of the positions before them.
+    fn rows_after_cache(
+        (q, k, v): (&[f32], &[f32], &[f32]), (len, h, d): (usize, usize, usize), k_h: usize, past: usize,
+    ) -> CandleResult<Vec<f32>> {
+        let dev = &Device::Cpu;
+        let q_len = len - past;
+        let sdpa = SdpaParams { softmax_scale: 1.0 / (d as f32).sqrt(), softcap: None, n_kv_groups: h / k_h, sliding_window: None, sinks: None };
+        let mask = Tensor::from_vec(causal_mask(q_len, len, None), (q_len, len), dev)?;
+        let out = run_flash_attn_cpu::<f32>(
+            &Tensor::from_vec(q[past * h * d..].to_vec(), (1, q_len, h, d), dev)?,
+            &Tensor::from_vec(k.to_vec(), (1, len, k_h, d), dev)?,
+            &Tensor::from_vec(v.to_vec(), (1, len, k_h, d), dev)?,
+            Some(&mask),
+            &sdpa,
+        )?;
+        out.flatten_all()?.to_vec1::<f32>()
+    }
+
+    // [perimeter patch] Why a prefix-cache hit is cut to a multiple of PROMPT_BLOCK_ROWS
+    // (prefix_cacher.rs): from such a start the rest of the prompt gets exactly the values the
+    // whole prompt computed fresh gets, so a greedy answer does not depend on the cache.
+    #[test]
+    fn a_prompt_after_a_cache_of_whole_blocks_matches_the_fresh_prompt_to_the_bit() -> CandleResult<()> {
+        let (len, h, k_h, d) = (45, 4, 2, 64);
+        let data = |n: usize, salt: usize| (0..n).map(|i| pseudo(i * 7 + salt) * 4.0).collect::<Vec<f32>>();
+        let (q, k, v) = (data(len * h * d, 1), data(len * k_h * d, 2), data(len * k_h * d, 3));
+        let fresh = rows_after_cache((&q, &k, &v), (len, h, d), k_h, 0)?;
+        for past in [PROMPT_BLOCK_ROWS, 2 * PROMPT_BLOCK_ROWS, 5 * PROMPT_BLOCK_ROWS, 10 * PROMPT_BLOCK_ROWS] {
+            let after_cache = rows_after_cache((&q, &k, &v), (len, h, d), k_h, past)?;
+            for h_i in 0..h {
+                let want = &fresh[(h_i * len + past) * d..(h_i + 1) * len * d];
+                let got = &after_cache[h_i * (len - past) * d..(h_i + 1) * (len - past) * d];
+                let same = want.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "head {h_i}: rows after a cache of {past} positions differ from the fresh prompt's");
+            }
+        }
+        Ok(())
     }
 
     #[test]
