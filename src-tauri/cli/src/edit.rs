@@ -215,6 +215,9 @@ fn print_proposal(p: &Proposal) {
             println!("{}", paint("1;31", &format!("HELD: {} — not applied without --confirm", hold.reason)));
             println!("{}", paint("31", &format!("      safer: {}", hold.safe_action)));
         }
+        for note in &f.notes {
+            println!("{}", paint("2", &format!("note: {note}")));
+        }
         let mut hunks = f.hunks.iter();
         for line in f.diff.lines() {
             if line.starts_with("@@") {

@@ -546,7 +546,12 @@ diff: string,
 /**
  * Set when the change waits for the user's explicit confirmation (see [`super::gate`]).
  */
-hold: Hold | null, };
+hold: Hold | null, 
+/**
+ * What Perimeter changed beyond the model's answer, for the user (Go imports made to
+ * match the code, [`super::go_imports`]); the diff includes it.
+ */
+notes?: Array<string>, };
 
 /**
  * The lines of a file most like a search block that matched nowhere.

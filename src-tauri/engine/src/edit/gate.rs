@@ -217,6 +217,7 @@ mod tests {
             hunks: vec![],
             diff: String::new(),
             hold: None,
+            notes: vec![],
         }
     }
 

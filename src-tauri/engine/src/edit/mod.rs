@@ -3,12 +3,14 @@
 //! ([`proposal`], [`diff`]); [`gate`] holds the changes the instruction did not ask for
 //! (a deleted file, an emptied one, a blind edit…) until the user confirms them; [`apply()`]
 //! writes the chosen hunks atomically and keeps what undo needs. [`text`] keeps line breaks
-//! and final newlines as the file had them.
+//! and final newlines as the file had them; [`go_imports`] makes a changed Go file's
+//! standard-library imports match its code, as Go editors do on save.
 
 pub mod apply;
 pub mod diff;
 pub mod format;
 pub mod gate;
+pub mod go_imports;
 pub mod locate;
 pub mod parse;
 pub mod proposal;

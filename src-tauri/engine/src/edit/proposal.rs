@@ -69,6 +69,10 @@ pub struct FileChange {
     /// Set when the change waits for the user's explicit confirmation (see [`super::gate`]).
     #[serde(default)]
     pub hold: Option<Hold>,
+    /// What Perimeter changed beyond the model's answer, for the user (Go imports made to
+    /// match the code, [`super::go_imports`]); the diff includes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// An edit block that produced no change, and why.
@@ -105,6 +109,23 @@ struct Working {
     base: Option<Snapshot>,
     /// `None`: deleted.
     text: Option<String>,
+    /// See [`FileChange::notes`].
+    notes: Vec<String>,
+}
+
+impl Working {
+    /// A Go file the answer changed gets the standard-library imports its code uses and loses
+    /// those it does not: Go builds neither way, and models often get them wrong.
+    fn tidy_go_imports(&mut self) {
+        let base = self.base.as_ref().map(|b| b.file.text.as_str());
+        let Some(text) = self.text.as_deref().filter(|t| self.path.ends_with(".go") && Some(*t) != base) else {
+            return;
+        };
+        if let Some(tidied) = super::go_imports::tidy(text) {
+            self.notes.push(tidied.describe());
+            self.text = Some(tidied.text);
+        }
+    }
 }
 
 /// Turns `parsed` into per-file changes. `seen` holds what the model was shown, by path;
@@ -126,7 +147,8 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
     let mut files = Vec::new();
     let mut unchanged = Vec::new();
     let mut next_hunk = 1;
-    for w in work {
+    for mut w in work {
+        w.tidy_go_imports();
         let (kind, old, new) = match (&w.base, &w.text) {
             (None, Some(t)) => (ChangeKind::Create, String::new(), t.clone()),
             (Some(b), None) => (ChangeKind::Delete, b.file.text.clone(), String::new()),
@@ -156,6 +178,7 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
             hunks,
             diff,
             hold: None,
+            notes: w.notes,
         });
     }
     Changes { files, problems, unchanged }
@@ -187,7 +210,7 @@ fn apply_block(
                 None => Snapshot::read(root, &path).map_err(|e| problem(Some(&path), e.to_string()))?,
             };
             let text = base.as_ref().map(|b| b.file.text.clone());
-            work.push(Working { path: path.clone(), base, text });
+            work.push(Working { path: path.clone(), base, text, notes: Vec::new() });
             work.len() - 1
         }
     };
@@ -352,5 +375,23 @@ mod tests {
         assert!(c.files.is_empty());
         assert_eq!(c.unchanged, ["same.txt"]);
         assert!(c.problems[0].reason.contains("not UTF-8"), "{:?}", c.problems);
+    }
+
+    #[test]
+    fn a_changed_go_file_gets_the_imports_its_code_uses_and_says_so() {
+        let stub = "package bottlesong\n\nfunc Recite(start, take int) []string {\n\tpanic(\"Please implement\")\n}\n";
+        let (dir, known) = project(&[("bottle_song.go", stub), ("other.go", "package bottlesong\n\nimport \"fmt\"\n")]);
+        // Qwen2.5-Coder 1.5B's first try at go/bottle-song, cut short: fmt used, not imported.
+        let answer = "bottle_song.go\n```go\npackage bottlesong\n\nfunc Recite(start, take int) []string {\n\treturn []string{fmt.Sprintf(\"%d green bottles\", start)}\n}\n```\n";
+        let c = build(dir.path(), &parse(answer, true), &HashMap::new(), &known);
+        assert_eq!(c.files.len(), 1);
+        assert!(c.files[0].new_text.starts_with("package bottlesong\n\nimport \"fmt\"\n\nfunc Recite"), "{}", c.files[0].new_text);
+        assert!(c.files[0].diff.contains("+import \"fmt\""), "{}", c.files[0].diff);
+        assert_eq!(c.files[0].notes.len(), 1);
+        assert!(c.files[0].notes[0].contains("added the import of \"fmt\""), "{:?}", c.files[0].notes);
+        // A Go file given back as it is stays unchanged, unused import and all.
+        let c = build(dir.path(), &parse("other.go\n```go\npackage bottlesong\n\nimport \"fmt\"\n```\n", true), &HashMap::new(), &known);
+        assert!(c.files.is_empty());
+        assert_eq!(c.unchanged, ["other.go"]);
     }
 }
