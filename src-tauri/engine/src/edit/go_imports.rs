@@ -73,10 +73,17 @@ impl Tidied {
 
 /// `source` (a Go file, `\n` line breaks) with its standard-library imports made to match its
 /// code; `None` when they already match or the file's imports cannot be read with certainty.
-pub fn tidy(source: &str) -> Option<Tidied> {
+/// `package_files`: the other files of its package, whose declarations it can use: a name one
+/// of them declares (`var list = …`) is not taken for a package whose import is missing.
+pub fn tidy(source: &str, package_files: &[&str]) -> Option<Tidied> {
     let tokens = lex(source)?;
     let file = read_imports(&tokens)?;
-    let uses = Uses::of(&tokens[file.body_start..]);
+    let mut uses = Uses::of(&tokens[file.body_start..]);
+    for other in package_files {
+        if let Some(other) = lex(other) {
+            uses.plain.extend(Uses::of(&other).plain);
+        }
+    }
 
     let removed: Vec<&Spec> = file.specs.iter().filter(|s| s.removable() && !uses.selected.contains(&s.name)).collect();
     let mut added: Vec<&str> = STANDARD_PACKAGES
@@ -438,6 +445,10 @@ impl Uses {
 mod tests {
     use super::*;
 
+    fn tidy(src: &str) -> Option<Tidied> {
+        super::tidy(src, &[])
+    }
+
     fn tidied(src: &str) -> String {
         tidy(src).map(|t| t.text).unwrap_or_else(|| src.to_string())
     }
@@ -491,6 +502,14 @@ mod tests {
         // comments and after numbers; a lowercase selector.
         let src = "package p\n\nimport \"fmt\"\n\n// strings.Join is not code\nfunc F(sort []int, c cfg) float64 {\n\ttime := c.time\n\t_ = sort\n\t_ = time.Hour\n\tfmt.Println(\"math.Pi\", `bytes.Buffer`, '.')\n\treturn 1.5e-3 + c.math.Abs + errs.x\n}\n";
         assert_eq!(tidy(src), None);
+    }
+
+    #[test]
+    fn a_name_another_file_of_the_package_declares_is_not_a_missing_import() {
+        let src = "package p\n\nfunc F() int { return list.Len() }\n";
+        assert_eq!(tidy(src).unwrap().added, vec!["container/list"]);
+        let other = "package p\n\nimport \"container/list\"\n\nvar list = list.New()\n";
+        assert_eq!(super::tidy(src, &[other]), None);
     }
 
     #[test]

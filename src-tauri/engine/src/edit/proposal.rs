@@ -114,16 +114,35 @@ struct Working {
 }
 
 impl Working {
-    /// A Go file the answer changed gets the standard-library imports its code uses and loses
-    /// those it does not: Go builds neither way, and models often get them wrong.
-    fn tidy_go_imports(&mut self) {
-        let base = self.base.as_ref().map(|b| b.file.text.as_str());
-        let Some(text) = self.text.as_deref().filter(|t| self.path.ends_with(".go") && Some(*t) != base) else {
-            return;
-        };
-        if let Some(tidied) = super::go_imports::tidy(text) {
-            self.notes.push(tidied.describe());
-            self.text = Some(tidied.text);
+    /// Whether the answer changed this Go file.
+    fn is_changed_go(&self) -> bool {
+        self.path.ends_with(".go") && self.text.is_some() && self.text.as_deref() != self.base.as_ref().map(|b| b.file.text.as_str())
+    }
+}
+
+/// Each Go file the answer changed gets the standard-library imports its code uses and loses
+/// those it does not: Go builds neither way, and models often get them wrong. The other Go
+/// files of its folder (its package), as the answer leaves them, say which names are declared.
+fn tidy_go_imports(root: &Path, known: &[String], work: &mut [Working]) {
+    for i in 0..work.len() {
+        if !work[i].is_changed_go() {
+            continue;
+        }
+        let dir = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let here = dir(&work[i].path);
+        let siblings: Vec<String> = known
+            .iter()
+            .filter(|p| p.ends_with(".go") && dir(p) == here && **p != work[i].path)
+            .filter_map(|p| match work.iter().find(|w| &w.path == p) {
+                Some(w) => w.text.clone(),
+                None => std::fs::read_to_string(root.join(p)).ok(),
+            })
+            .collect();
+        let siblings: Vec<&str> = siblings.iter().map(String::as_str).collect();
+        let text = work[i].text.as_deref().unwrap_or_default();
+        if let Some(tidied) = super::go_imports::tidy(text, &siblings) {
+            work[i].notes.push(tidied.describe());
+            work[i].text = Some(tidied.text);
         }
     }
 }
@@ -147,8 +166,8 @@ pub fn build(root: &Path, parsed: &ParsedAnswer, seen: &HashMap<String, Snapshot
     let mut files = Vec::new();
     let mut unchanged = Vec::new();
     let mut next_hunk = 1;
-    for mut w in work {
-        w.tidy_go_imports();
+    tidy_go_imports(root, known, &mut work);
+    for w in work {
         let (kind, old, new) = match (&w.base, &w.text) {
             (None, Some(t)) => (ChangeKind::Create, String::new(), t.clone()),
             (Some(b), None) => (ChangeKind::Delete, b.file.text.clone(), String::new()),
