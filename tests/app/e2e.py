@@ -200,6 +200,10 @@ def main(app, perimeter):
         # What a user would have after a first session: the dev model, the project, a proposal.
         cli(perimeter, env, "models", "import", "--link", MODEL)
         cli(perimeter, env, "projects", "add", shop)
+        # A Go file whose code uses fmt without importing it: the proposal adds the import, noted.
+        cli(perimeter, env, "edit", "--project", shop, "--answer-file",
+            os.path.join(ROOT, "tests", "fixtures", "edits", "go-missing-import.txt"),
+            "Add tools/receipt/main.go, a Go tool that prints the receipt total")
         # A small model's answer that deletes the file it was asked to fix: held (exit 5).
         deletion = os.path.join(tmp, "delete-answer.txt")
         with open(deletion, "w") as f:
@@ -324,6 +328,13 @@ def main(app, perimeter):
         d.click("[data-testid=undo]")
         d.wait_text("[data-testid=apply-message]", "Undid")
         assert open(pricing).read() == original
+
+        # A change the model was not asked for is shown as a note on its file: the Go import.
+        d.click(".proposals li:nth-child(3) [data-testid=proposal]")
+        d.wait_text("[data-testid=file-note]", 'Go imports: added the import of "fmt"')
+        diff = d.text("article.file pre.diff")
+        assert '+import "fmt"' in diff and 'fmt.Printf' in diff, diff
+        d.screenshot("changes-go-note")
 
         # Models: the hardware and the pick.
         d.click("nav[aria-label=Views] button:nth-child(4)")

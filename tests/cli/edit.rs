@@ -118,6 +118,26 @@ fn recorded_answer_diff_partial_apply_history_and_undo() {
 }
 
 #[test]
+fn a_go_file_gets_the_import_its_code_uses_with_a_note() {
+    let sb = Sandbox::new();
+    let shop = fixture_project(&sb, "shop");
+    let out = sb
+        .cmd()
+        .args(["edit", "--apply", "--project"])
+        .arg(&shop)
+        .arg("--answer-file")
+        .arg(edit_fixture("go-missing-import.txt"))
+        .arg("Add tools/receipt/main.go, a Go tool that prints the receipt total")
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("note: Go imports: added the import of \"fmt\""), "{stdout}");
+    assert!(stdout.contains("+import \"fmt\""), "{stdout}");
+    let written = std::fs::read_to_string(shop.join("tools/receipt/main.go")).unwrap();
+    assert!(written.starts_with("package main\n\nimport \"fmt\"\n\nfunc main() {"), "{written}");
+}
+
+#[test]
 fn apply_later_refuses_a_file_changed_since() {
     let sb = Sandbox::new();
     let shop = fixture_project(&sb, "shop");

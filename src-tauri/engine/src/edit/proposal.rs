@@ -122,25 +122,34 @@ impl Working {
 
 /// Each Go file the answer changed gets the standard-library imports its code uses and loses
 /// those it does not: Go builds neither way, and models often get them wrong. The other Go
-/// files of its folder (its package), as the answer leaves them, say which names are declared.
+/// files of its folder (its package) as the answer leaves them, the ones it creates included,
+/// say which names are declared.
 fn tidy_go_imports(root: &Path, known: &[String], work: &mut [Working]) {
+    fn folder(path: &str) -> &str {
+        path.rsplit_once('/').map_or("", |(d, _)| d)
+    }
+    // The Go files on disk that the answer leaves alone, read once per folder.
+    let mut untouched: HashMap<String, Vec<String>> = HashMap::new();
     for i in 0..work.len() {
         if !work[i].is_changed_go() {
             continue;
         }
-        let dir = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-        let here = dir(&work[i].path);
-        let siblings: Vec<String> = known
-            .iter()
-            .filter(|p| p.ends_with(".go") && dir(p) == here && **p != work[i].path)
-            .filter_map(|p| match work.iter().find(|w| &w.path == p) {
-                Some(w) => w.text.clone(),
-                None => std::fs::read_to_string(root.join(p)).ok(),
-            })
-            .collect();
-        let siblings: Vec<&str> = siblings.iter().map(String::as_str).collect();
-        let text = work[i].text.as_deref().unwrap_or_default();
-        if let Some(tidied) = super::go_imports::tidy(text, &siblings) {
+        let here = folder(&work[i].path).to_string();
+        let on_disk = untouched.entry(here.clone()).or_insert_with(|| {
+            known
+                .iter()
+                .filter(|p| p.ends_with(".go") && folder(p) == here && !work.iter().any(|w| &w.path == *p))
+                .filter_map(|p| std::fs::read_to_string(root.join(p)).ok())
+                .collect()
+        });
+        let mut siblings: Vec<&str> = on_disk.iter().map(String::as_str).collect();
+        siblings.extend(
+            work.iter()
+                .enumerate()
+                .filter(|(j, w)| *j != i && w.path.ends_with(".go") && folder(&w.path) == here)
+                .filter_map(|(_, w)| w.text.as_deref()),
+        );
+        if let Some(tidied) = super::go_imports::tidy(work[i].text.as_deref().unwrap_or_default(), &siblings) {
             work[i].notes.push(tidied.describe());
             work[i].text = Some(tidied.text);
         }
@@ -412,5 +421,16 @@ mod tests {
         let c = build(dir.path(), &parse("other.go\n```go\npackage bottlesong\n\nimport \"fmt\"\n```\n", true), &HashMap::new(), &known);
         assert!(c.files.is_empty());
         assert_eq!(c.unchanged, ["other.go"]);
+    }
+
+    #[test]
+    fn a_go_file_the_answer_creates_counts_as_part_of_the_package() {
+        let (dir, known) = project(&[("queue.go", "package queue\n\nfunc Push(v int) {\n\tpanic(\"Please implement\")\n}\n")]);
+        // `list` is declared by the new file, so `list.PushBack` needs no import of container/list.
+        let answer = "queue.go\n```go\npackage queue\n\nfunc Push(v int) {\n\tlist.PushBack(v)\n}\n```\n\nstore.go\n```go\npackage queue\n\nvar list = newList()\n```\n";
+        let c = build(dir.path(), &parse(answer, true), &HashMap::new(), &known);
+        assert_eq!(c.files.len(), 2, "{:?}", c.problems);
+        assert!(!c.files[0].new_text.contains("import"), "{}", c.files[0].new_text);
+        assert!(c.files[0].notes.is_empty(), "{:?}", c.files[0].notes);
     }
 }
