@@ -73,8 +73,9 @@ impl Tidied {
 
 /// `source` (a Go file, `\n` line breaks) with its standard-library imports made to match its
 /// code; `None` when they already match or the file's imports cannot be read with certainty.
-/// `package_files`: the other files of its package, whose declarations it can use: a name one
-/// of them declares (`var list = …`) is not taken for a package whose import is missing.
+/// `package_files`: the other files of its package, whose declarations it can use: a name that
+/// appears in them without a selector (a declaration such as `var list = …`, but also any other
+/// plain use, which errs towards adding nothing) is not taken for a package whose import is missing.
 pub fn tidy(source: &str, package_files: &[&str]) -> Option<Tidied> {
     let tokens = lex(source)?;
     let file = read_imports(&tokens)?;
